@@ -1,0 +1,52 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+JOBS   ?= 2
+FMNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test test-fast lab env data hub clean-results help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo   set up, pre-train the mini hub, run the mini tables, build reports/ (CPU, minutes)"
+	@echo "make test   lint (ruff) and the test suite"
+	@echo "make lab    JupyterLab on notebooks/"
+
+# The environment: re-installed when pyproject.toml changes. pip reads /etc/xdg/pip constraints where present.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+env: $(VENV)/.installed
+
+# Fashion-MNIST (the mini protocol's images): Debian's package when we can install it (root on Debian/Ubuntu);
+# otherwise torchvision downloads it on first use when online, or a clear error says what to install.
+data:
+	@if [ -d $(FMNIST) ]; then echo "Fashion-MNIST: $(FMNIST)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
+	  || echo "apt-get could not install dataset-fashion-mnist; torchvision's download will be tried"; \
+	else echo "note: no $(FMNIST) and no root apt-get; torchvision's download into data/ will be tried"; fi
+
+hub: env data
+	$(BIN)/transferlab hub build mini
+
+demo: env data hub
+	$(BIN)/transferlab run finetune --protocol mini --jobs $(JOBS)
+	$(BIN)/transferlab report --all
+	@echo "Open reports/index.html (or reports/finetune.html)."
+
+test: env data
+	$(BIN)/ruff check lib tests notebooks
+	$(BIN)/ruff format --check lib tests notebooks
+	$(BIN)/pytest -q
+
+lab: env
+	$(BIN)/jupyter lab notebooks
+
+clean-results:
+	rm -rf results/*/ reports/*.html reports/*.ipynb reports/figures

@@ -1,0 +1,147 @@
+"""The ``transferlab`` command line: ``run``, ``report``, ``bench``, ``data``, ``hub``.
+
+Every command validates its arguments before doing any work and names the valid values when one is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from transferlab.config import ConfigError
+from transferlab.registry import RegistryError
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers like '0 1 2' or '0,1,2', got {text!r}"
+        ) from None
+
+
+def cmd_run(args) -> int:
+    from transferlab.papers import PAPERS
+    from transferlab.runner import run_table
+
+    paper = PAPERS.get(args.paper)
+    tables = [args.table] if args.table else paper.table_names(args.protocol)
+    seeds = [s for chunk in args.seeds for s in chunk] if args.seeds else None
+    for t in tables:  # validate every table before running any
+        paper.table(t, args.protocol)
+    failed = 0
+    for t in tables:
+        counts = run_table(
+            args.paper, t, args.protocol, seeds, args.jobs, args.executor, args.dry_run, args.results
+        )
+        failed += counts.get("failed", 0)
+    return 1 if failed else 0
+
+
+def cmd_report(args) -> int:
+    from transferlab.papers import PAPERS
+    from transferlab.publish import build_index, build_report
+
+    names = PAPERS.names() if args.all else [args.paper]
+    if not args.all and args.paper is None:
+        raise ConfigError(f"name a paper or pass --all; papers: {', '.join(PAPERS.names())}")
+    for name in names:
+        PAPERS.get(name)
+    for name in names:
+        html = build_report(name, args.results, args.out)
+        print(f"wrote {html}")
+    if args.all:
+        print(f"wrote {build_index(names, args.out)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from transferlab.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def cmd_data(args) -> int:
+    from transferlab import data
+
+    if args.action == "list":
+        for name in data.DATASETS.names():
+            print(name)
+        return 0
+    src = data.load(args.name, args.root)  # raises with the expected layout if missing
+    print(f"{src.name}: {src.num_classes} classes, {len(src.train)} train / {len(src.test)} test images")
+    return 0
+
+
+def cmd_hub(args) -> int:
+    from transferlab.models import mini_hub
+
+    if args.hub != "mini":
+        raise ConfigError(f"hub {args.hub!r} is not available yet; hubs: mini")
+    if args.action == "list":
+        for name in mini_hub.MINI_HUB.names():
+            print(f"{name:14s} {mini_hub.MINI_HUB.get(name).description}")
+        return 0
+    metas = mini_hub.ensure_all(data_root=args.root)
+    for name, meta in metas.items():
+        print(f"{name:14s} pretext test {meta['pretext_test_top1']:.1f}%  sha256 {meta['sha256'][:12]}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="transferlab", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a paper's table(s): one papermill execution per cell, resumable")
+    r.add_argument("paper")
+    r.add_argument("--table", help="table name (default: every table of the paper for the protocol)")
+    r.add_argument("--protocol", default="mini", choices=["mini", "paper"])
+    r.add_argument("--seeds", nargs="+", type=_seeds, help="seeds to run (default: the table's)")
+    r.add_argument(
+        "--jobs", type=int, default=1, help="cells run at once (local: capped at the number of GPUs)"
+    )
+    r.add_argument("--executor", default="local", choices=["local", "slurm"])
+    r.add_argument("--dry-run", action="store_true", help="list the cells and what would run, run nothing")
+    r.add_argument("--results", default="results", help="results root (default: results)")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="build reports/<paper>.html from the results")
+    rep.add_argument("paper", nargs="?")
+    rep.add_argument("--all", action="store_true", help="every paper, plus an index page")
+    rep.add_argument("--results", default="results")
+    rep.add_argument("--out", default="reports")
+    rep.set_defaults(func=cmd_report)
+
+    b = sub.add_parser("bench", help="fit() overhead against a bare PyTorch loop, and training throughput")
+    b.add_argument("--out", default="reports/bench.json")
+    b.add_argument("--steps", type=int, default=60)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--gpu-only", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("data", help="list datasets or check one under a data root")
+    d.add_argument("action", choices=["list", "check"])
+    d.add_argument("name", nargs="?")
+    d.add_argument("--root", default="data")
+    d.set_defaults(func=cmd_data)
+
+    h = sub.add_parser("hub", help="list or build (pre-train and cache) a model hub")
+    h.add_argument("action", choices=["list", "build"])
+    h.add_argument("hub", nargs="?", default="mini")
+    h.add_argument("--root", default="data")
+    h.set_defaults(func=cmd_hub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, RegistryError, FileNotFoundError) as err:
+        print(f"transferlab: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Datasets (real loaders and the embedded mini sets), splits and transform presets."""
+
+from transferlab.data.base import DATASETS, DatasetNotFoundError, DatasetSource, Part, TensorImages, require
+from transferlab.data.splits import SplitIndices, make_splits
+from transferlab.data.transforms import TRANSFORMS, Preset
+
+# Importing the modules registers their builders.
+from transferlab.data import mini  # noqa: E402,F401  isort: skip
+from transferlab.data import real  # noqa: E402,F401  isort: skip
+from transferlab.data import folders  # noqa: E402,F401  isort: skip
+
+
+def load(name: str, root) -> DatasetSource:
+    """Build the registered dataset ``name`` from ``root`` (a clear error names the layout if it is missing)."""
+    from pathlib import Path
+
+    return DATASETS.get(name)(Path(root))
+
+
+__all__ = [
+    "DATASETS",
+    "TRANSFORMS",
+    "DatasetNotFoundError",
+    "DatasetSource",
+    "Part",
+    "Preset",
+    "SplitIndices",
+    "TensorImages",
+    "load",
+    "make_splits",
+    "require",
+]

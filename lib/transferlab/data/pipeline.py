@@ -1,0 +1,154 @@
+"""Batches for the training loop: a resumable training stream and evaluation passes.
+
+Every random choice is a pure function of (run seed, step): the order of epoch e is a permutation drawn from
+``[seed, e]``, and the augmentation of the batch at step s (in-memory data) or of each sample (file-based data) is
+drawn from a generator seeded by ``[seed, s, ...]``. An interrupted run therefore resumes at step s with exactly the
+batches an uninterrupted run would have seen, whatever the number of DataLoader workers.
+
+Two paths, one interface (``TrainStream.batches(start_step)`` and ``eval_batches``):
+- in-memory ``TensorImages`` (mini protocol): index the uint8 tensor, augment the whole batch, normalise;
+- file-based parts (paper protocol): a DataLoader whose sampler hands each sample its own augmentation seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from transferlab.data.base import Part, TensorImages
+from transferlab.data.transforms import Preset
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from a tuple of integers (numpy's SeedSequence mixes them well)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+class _SeededSamples(Dataset):
+    """Wraps a part: item ``(i, seed)`` → the transformed image i, its augmentation drawn from ``seed`` only."""
+
+    def __init__(self, part: Part, transform):
+        self.part, self.transform = part, transform
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    def __getitem__(self, item: tuple[int, int]):
+        i, seed = item
+        image, label = self.part.dataset[i]
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # torchvision's random transforms draw from torch's global RNG
+            torch.manual_seed(seed)
+            return self.transform(image), label
+
+
+class _EpochBatches(Sampler):
+    """Yields the batches of one epoch from a given offset, each item carrying its sample seed."""
+
+    def __init__(self, stream: TrainStream):
+        self.stream = stream
+        self.epoch, self.offset = 0, 0
+
+    def __iter__(self):
+        s = self.stream
+        order = s.order(self.epoch)
+        for b in range(self.offset, s.steps_per_epoch):
+            step = self.epoch * s.steps_per_epoch + b
+            idx = order[b * s.batch_size : (b + 1) * s.batch_size]
+            yield [(int(i), derive_seed(s.seed, step, j)) for j, i in enumerate(idx)]
+
+    def __len__(self) -> int:
+        return self.stream.steps_per_epoch - self.offset
+
+
+class TrainStream:
+    """An endless, resumable stream of augmented training batches (drop-last epochs of a fixed batch size)."""
+
+    def __init__(
+        self, part: Part, indices: np.ndarray, preset: Preset, batch_size: int, seed: int, device, workers=0
+    ):
+        if len(indices) == 0:
+            raise ValueError("the training split is empty (sample_rate or shots too small for this dataset)")
+        self.part, self.indices, self.preset, self.seed = part, np.asarray(indices), preset, seed
+        self.batch_size = min(batch_size, len(indices))  # a tiny k-shot split still yields full batches
+        self.steps_per_epoch = len(indices) // self.batch_size
+        self.device = torch.device(device)
+        self.in_memory = isinstance(part.dataset, TensorImages)
+        if not self.in_memory:
+            if preset.train is None:
+                raise ValueError(f"preset {preset.name!r} has no per-sample transform for file-based data")
+            self.sampler = _EpochBatches(self)
+            self.loader = DataLoader(
+                _SeededSamples(part, preset.train),
+                batch_sampler=self.sampler,
+                num_workers=workers,
+                pin_memory=self.device.type == "cuda",
+                persistent_workers=False,
+            )
+
+    def order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, 3, epoch]).permutation(self.indices)
+
+    def batches(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch, offset = divmod(start_step, self.steps_per_epoch)
+        while True:
+            if self.in_memory:
+                yield from self._memory_epoch(epoch, offset)
+            else:
+                self.sampler.epoch, self.sampler.offset = epoch, offset
+                for x, y in self.loader:
+                    yield self._to_device(x, y)
+            epoch, offset = epoch + 1, 0
+
+    def _memory_epoch(self, epoch: int, offset: int):
+        data: TensorImages = self.part.dataset  # type: ignore[assignment]
+        order = torch.from_numpy(self.order(epoch))
+        for b in range(offset, self.steps_per_epoch):
+            step = epoch * self.steps_per_epoch + b
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, step))
+            x = self.preset.augment_batch(data.images[idx], gen)
+            yield self._to_device(self.preset.normalize(x), data.targets[idx])
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor):
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+
+def eval_batches(
+    part: Part,
+    indices: np.ndarray,
+    preset: Preset,
+    batch_size: int,
+    device,
+    ten_crop: bool = False,
+    workers: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Deterministic evaluation batches; with ``ten_crop`` each x is [B, 10, C, H, W]."""
+    device = torch.device(device)
+    if isinstance(part.dataset, TensorImages):
+        if ten_crop:
+            raise ValueError("ten_crop needs a file-based dataset with a 10-crop preset (e.g. imagenet224)")
+        idx = torch.from_numpy(np.asarray(indices))
+        for start in range(0, len(idx), batch_size):
+            sel = idx[start : start + batch_size]
+            x = preset.normalize(part.dataset.images[sel]).contiguous(memory_format=torch.channels_last)
+            yield x.to(device), part.dataset.targets[sel].to(device)
+        return
+    transform = preset.ten_crop if ten_crop else preset.test
+    if transform is None:
+        raise ValueError(f"preset {preset.name!r} has no {'ten-crop' if ten_crop else 'test'} transform")
+    items = [(int(i), 0) for i in indices]
+    loader = DataLoader(
+        _SeededSamples(part, transform),
+        sampler=items,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)

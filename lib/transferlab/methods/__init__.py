@@ -1,0 +1,8 @@
+"""Transfer-learning methods, one file each, registered in ``METHODS``."""
+
+from transferlab.methods.base import METHODS, Method, method_config
+
+# Importing a method module registers it.
+from transferlab.methods import finetune, scratch  # noqa: E402,F401  isort: skip
+
+__all__ = ["METHODS", "Method", "method_config"]

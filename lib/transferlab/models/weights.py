@@ -1,0 +1,98 @@
+"""Pre-trained weights: pinned torchvision enums, a user weights directory, checksums, ``weights_only`` loading.
+
+Reproductions pin the 2021-era weights the papers used. ``ResNet50_Weights.IMAGENET1K_V1`` (76.13 % top-1) is the
+legacy ``resnet50-19c8e357.pth`` re-saved by torchvision (pytorch/vision#2068); ``IMAGENET1K_V2`` (80.86 %, the new
+recipe) is torchvision's ``DEFAULT`` and is *not* what Co-Tuning, Zoo-Tuning or TLlib fine-tuned. Names are
+therefore explicit here, and "DEFAULT" is refused.
+
+Lookup order for a weights file: ``weights_dir`` argument, ``$TRANSFERLAB_WEIGHTS_DIR``, torch's hub cache
+(``~/.cache/torch/hub/checkpoints``), then a download into the hub cache when online. Every file is checked against
+the sha256 prefix torchvision embeds in its name and loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import torch
+from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
+
+# backbone → {name accepted in RunConfig.pretrained: torchvision enum}
+TORCHVISION_WEIGHTS = {
+    "resnet18": {"IMAGENET1K_V1": ResNet18_Weights.IMAGENET1K_V1},
+    "resnet34": {"IMAGENET1K_V1": ResNet34_Weights.IMAGENET1K_V1},
+    "resnet50": {
+        "IMAGENET1K_V1": ResNet50_Weights.IMAGENET1K_V1,
+        "IMAGENET1K_V2": ResNet50_Weights.IMAGENET1K_V2,
+    },
+}
+
+
+class WeightsError(RuntimeError):
+    """Weights missing, unknown or corrupt; the message names the file and where it comes from."""
+
+
+def hash_prefix(filename: str) -> str | None:
+    """The sha256 prefix torchvision puts in its file names (``resnet50-0676ba61.pth`` → ``0676ba61``)."""
+    m = re.search(r"-([0-9a-f]{6,64})\.", filename)
+    return m.group(1) if m else None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checked(path: Path, expected_prefix: str | None) -> dict:
+    """``torch.load(weights_only=True)`` after checking the file's sha256 starts with ``expected_prefix``."""
+    if expected_prefix is not None:
+        digest = sha256_file(path)
+        if not digest.startswith(expected_prefix):
+            raise WeightsError(
+                f"checksum mismatch for {path}: sha256 {digest[:12]}… does not start with {expected_prefix} "
+                "(a truncated download or a different file); delete it and fetch it again"
+            )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return state
+
+
+def resolve_enum(backbone: str, name: str):
+    if name.upper() == "DEFAULT":
+        raise WeightsError(
+            "pretrained='DEFAULT' is refused: name the weights explicitly (e.g. IMAGENET1K_V1)"
+        )
+    table = TORCHVISION_WEIGHTS.get(backbone, {})
+    if name not in table:
+        valid = ", ".join(table) or "none (this backbone has no torchvision weights)"
+        raise WeightsError(f"unknown weights {name!r} for backbone {backbone!r}; valid: {valid}, or 'none'")
+    return table[name]
+
+
+def torchvision_state_dict(backbone: str, name: str, weights_dir: str | Path | None = None) -> dict:
+    """The state dict of a pinned torchvision weights enum, from disk or (online) a download."""
+    enum = resolve_enum(backbone, name)
+    filename = enum.url.rsplit("/", 1)[-1]
+    dirs = [weights_dir, os.environ.get("TRANSFERLAB_WEIGHTS_DIR"), Path(torch.hub.get_dir()) / "checkpoints"]
+    for d in dirs:
+        if d and (Path(d) / filename).is_file():
+            return load_checked(Path(d) / filename, hash_prefix(filename))
+    target = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(
+            enum.url, str(target), hash_prefix=hash_prefix(filename), progress=False
+        )
+    except Exception as err:
+        raise WeightsError(
+            f"weights file {filename} ({backbone} {name}) is not on disk and could not be downloaded ({err}).\n"
+            f"Get it from {enum.url} and put it in $TRANSFERLAB_WEIGHTS_DIR or {target.parent}."
+        ) from None
+    return load_checked(target, hash_prefix(filename))

@@ -1,0 +1,120 @@
+"""What the report notebook shows, one call per section, so ``notebooks/report.py`` stays a handful of lines.
+
+For every table of the paper (both protocols): which cells finished, which did not and why (not run, failed, method
+not implemented), the summary table (mean ± std over seeds, n), each method's paired gap to fine-tuning with a 95 %
+bootstrap CI, and two figures (summary and learning curves) saved as PNG next to the HTML. The report ends with the
+provenance of the numbers and the commands that regenerate them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are saved and embedded; no display server is needed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from IPython.display import HTML, Image, Markdown, display  # noqa: E402
+
+from transferlab import reports  # noqa: E402
+from transferlab.papers import PAPERS  # noqa: E402
+from transferlab.results import load_results  # noqa: E402
+from transferlab.runner import plan  # noqa: E402
+
+STATUS_TEXT = {
+    "done": "finished",
+    "todo": "not run",
+    "retry": "failed (see failed.json)",
+    "missing": "not implemented",
+}
+
+
+class PaperReport:
+    def __init__(self, paper: str, results_dir: str = "results", figures_dir: str = "reports/figures"):
+        self.spec = PAPERS.get(paper)
+        self.results_dir = results_dir
+        self.figures = Path(figures_dir)
+        self.figures.mkdir(parents=True, exist_ok=True)
+        self.df = load_results(results_dir, paper=paper)
+
+    def header(self) -> None:
+        s = self.spec
+        n = len(self.df)
+        display(Markdown(f"## {s.title}\n\nPaper: [{s.link}]({s.link}) · notebook `notebooks/{s.notebook}.py` · "
+                         f"{n} finished run{'s' if n != 1 else ''} under `{self.results_dir}/{s.name}/`"))  # fmt: skip
+
+    def tables(self) -> None:
+        for (name, protocol), table in sorted(
+            self.spec.tables.items(), key=lambda kv: (kv[0][1] != "mini", kv[0])
+        ):
+            self._table(name, protocol, table)
+
+    def _table(self, name: str, protocol: str, table) -> None:
+        display(
+            Markdown(
+                f"### {table.title}\n\nTable `{name}`, **{protocol} protocol**. Settings: {table.provenance}."
+            )
+        )
+        planned = plan(self.spec.name, name, protocol, root=self.results_dir)
+        counts = pd.Series([p.status for p in planned]).map(STATUS_TEXT).value_counts()
+        display(Markdown("Cells: " + ", ".join(f"{v} {k}" for k, v in counts.items())))
+        sub = (
+            self.df[(self.df.get("table") == name) & (self.df.get("protocol") == protocol)]
+            if len(self.df)
+            else self.df
+        )
+        if sub.empty:
+            display(Markdown(f"*No finished runs yet.* Run: `transferlab run {self.spec.name} --table {name} "
+                             f"--protocol {protocol}`"))  # fmt: skip
+            return
+        summary = reports.summarize(sub)
+        if protocol == "mini":
+            display(Markdown("*Mini protocol: embedded CPU-scale data; these numbers are not comparable to any "
+                             "published number and are never set beside them.*"))  # fmt: skip
+        display(
+            HTML(reports.display_table(summary, protocol).to_html(index=False, classes="results", na_rep="—"))
+        )
+        self._gaps(sub)
+        stem = f"{self.spec.name}-{name}-{protocol}"
+        self._figure(reports.plot_summary(sub), f"{stem}-summary.png")
+        self._figure(reports.plot_curves(sub), f"{stem}-curves.png")
+
+    def _gaps(self, sub: pd.DataFrame) -> None:
+        if "finetune" not in set(sub.method):
+            return
+        gaps = [reports.paired_gap(sub, m, "finetune") for m in sorted(set(sub.method) - {"finetune"})]
+        gaps = [g for g in gaps if not g.empty]
+        if gaps:
+            display(
+                Markdown(
+                    "Paired difference to fine-tuning (same seeds), test accuracy at best val, 95 % bootstrap CI:"
+                )
+            )
+            display(HTML(pd.concat(gaps).round(2).to_html(index=False, classes="gaps")))
+
+    def _figure(self, fig, filename: str) -> None:
+        path = self.figures / filename
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        display(Image(filename=str(path)))  # the PNG itself, so the HTML embeds exactly the saved figure
+
+    def provenance(self) -> None:
+        df = self.df
+        lines = ["### Provenance", ""]
+        if len(df):
+            lines.append(
+                f"- code versions (git sha): {', '.join(sorted(map(str, df.git_sha.dropna().unique()))) or 'unknown'}"
+            )
+            lines.append(f"- devices: {', '.join(sorted(map(str, df.device_name.dropna().unique())))}")
+        from transferlab.results import provenance
+
+        p = provenance()
+        lines.append(f"- report built with transferlab {p['transferlab']}, torch {p['torch']}, "
+                     f"torchvision {p['torchvision']}, Python {p['python']} (git {p['git_sha']}, dirty={p['git_dirty']})")  # fmt: skip
+        lines += ["", "Regenerate:", ""]
+        for name, protocol in sorted(self.spec.tables):
+            lines.append(f"    transferlab run {self.spec.name} --table {name} --protocol {protocol}")
+        lines.append(f"    transferlab report {self.spec.name}")
+        display(Markdown("\n".join(lines)))

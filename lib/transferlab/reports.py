@@ -1,0 +1,147 @@
+"""Reports: results files → comparison tables and figures (functions return data frames and figures; no plt.show).
+
+The report notebook (``notebooks/report.py``) calls these; ``transferlab report <paper>`` executes it with papermill
+and exports ``reports/<paper>.html`` without input cells. Every number shown is computed from the ``metrics.json``
+files under ``results/``; nothing is typed in by hand.
+
+Columns: ``test_at_best_val`` is the test accuracy of the best-validation weights (what tables report); ``test_last``
+the test accuracy after the last step. Mean ± sample std over seeds, with n.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transferlab.results import RESULTS_DIR, Result, load_results, read_json
+
+CELL_KEYS = ["table", "protocol", "dataset", "method", "pretrained", "sample_rate", "shots"]
+METRICS = {"test_at_best_val": "test @ best val", "test_last": "test @ last step", "best_val": "best val"}
+
+
+def load(paper: str, protocol: str | None = None, root: Path | str = RESULTS_DIR) -> pd.DataFrame:
+    return load_results(root, paper=paper, protocol=protocol)
+
+
+def summarize(df: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+    """One row per table cell (all seeds): mean, std and n of each metric, plus seeds and run time."""
+    keys = [k for k in (keys or CELL_KEYS) if k in df.columns]
+    if df.empty:
+        return pd.DataFrame(columns=keys)
+    agg: dict = {}
+    for m in METRICS:
+        agg[f"{m}_mean"] = (m, "mean")
+        agg[f"{m}_std"] = (m, "std")
+    agg["n"] = ("seed", "nunique")
+    agg["seeds"] = ("seed", lambda s: ",".join(str(v) for v in sorted(s)))
+    agg["train_time_s"] = ("cost_train_time_s", "mean")
+    return df.groupby(keys, dropna=False).agg(**agg).reset_index()
+
+
+def mean_std(mean: float, std: float, n: int) -> str:
+    if pd.isna(mean):
+        return "—"
+    spread = "" if n < 2 or pd.isna(std) else f" ± {std:.2f}"
+    return f"{mean:.2f}{spread} (n={n})"
+
+
+def display_table(summary: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """The human-readable table: mean ± std (n) per metric; mini numbers labelled as such in the header."""
+    if summary.empty:
+        return summary
+    varying = [
+        c for c in CELL_KEYS if c in summary and (c == "method" or summary[c].nunique(dropna=False) > 1)
+    ]
+    out = summary[varying].copy()
+    for m, title in METRICS.items():
+        out[title] = [
+            mean_std(a, b, n) for a, b, n in zip(summary[f"{m}_mean"], summary[f"{m}_std"], summary["n"])
+        ]
+    out["train time (s)"] = summary["train_time_s"].round(1)
+    return out
+
+
+def curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Long-form learning curves (one row per run and evaluation) from the runs' metrics.json histories."""
+    rows = []
+    for run_dir in df.get("run_dir", []):
+        r = Result.from_json(read_json(Path(run_dir) / "metrics.json"))
+        for h in r.history:
+            rows.append({**{k: r.config.get(k) for k in CELL_KEYS + ["seed"]}, **h})
+    return pd.DataFrame(rows)
+
+
+def plot_curves(results_or_df, hue: str = "method", col: str | None = "sample_rate"):
+    """Validation accuracy against step; mean over seeds with a ±1 std band (seaborn). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if isinstance(results_or_df, pd.DataFrame):
+        long = curves(results_or_df)
+    else:
+        long = pd.DataFrame(
+            [
+                {**{k: r.config.get(k) for k in CELL_KEYS + ["seed"]}, **h}
+                for r in results_or_df
+                for h in r.history
+            ]
+        )
+    if long.empty or "val_top1" not in long:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.text(0.5, 0.5, "no validation curve to plot", ha="center")
+        return fig
+    col = col if col in long and long[col].nunique() > 1 else None
+    grid = sns.relplot(
+        data=long, x="step", y="val_top1", hue=hue, col=col, kind="line", errorbar="sd", height=3, aspect=1.3
+    )
+    grid.set_axis_labels("step", "validation top-1 (%)")
+    return grid.figure
+
+
+def plot_summary(df: pd.DataFrame, x: str = "sample_rate", hue: str = "method"):
+    """Test accuracy at the best-validation step by ``x``, one line per method, seeds as points (seaborn)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    if df.empty:
+        ax.text(0.5, 0.5, "no finished runs", ha="center")
+        return fig
+    sns.pointplot(data=df, x=x, y="test_at_best_val", hue=hue, errorbar="sd", dodge=0.3, capsize=0.1, ax=ax)
+    sns.stripplot(data=df, x=x, y="test_at_best_val", hue=hue, dodge=True, alpha=0.4, legend=False, ax=ax)
+    ax.set_ylabel("test top-1 at best val (%)")
+    ax.set_xlabel(x.replace("_", " "))
+    fig.tight_layout()
+    return fig
+
+
+def paired_gap(df: pd.DataFrame, method: str, baseline: str, keys: list[str] | None = None, n_boot: int = 10000,
+               seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Per cell: mean over seeds of (method − baseline) test accuracy on the same seed, with a 95 % bootstrap CI.
+
+    Pairing by seed removes the variance the two runs share (the same sampled training images). With fewer than
+    two pairs there is no interval and ``significant`` is None. (With 3 seeds the percentile bootstrap can only
+    take 10 distinct values: a coarse interval; more seeds make it meaningful.)
+    """
+    keys = [k for k in (keys or ["table", "dataset", "sample_rate", "shots"]) if k in df.columns]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cell, group in df.groupby(keys, dropna=False):
+        a = group[group.method == method].set_index("seed")["test_at_best_val"]
+        b = group[group.method == baseline].set_index("seed")["test_at_best_val"]
+        common = a.index.intersection(b.index)
+        if len(common) == 0:
+            continue
+        diff = (a[common] - b[common]).to_numpy()
+        if len(diff) >= 2:
+            boots = rng.choice(diff, size=(n_boot, len(diff))).mean(1)
+            lo, hi = np.percentile(boots, [2.5, 97.5])
+        else:  # one pair has no spread to resample: no interval, no claim
+            lo = hi = np.nan
+        rows.append({**dict(zip(keys, cell if isinstance(cell, tuple) else (cell,))), "method": method,
+                     "baseline": baseline, "mean_gap": diff.mean(), "ci95_low": lo, "ci95_high": hi,
+                     "n_pairs": len(diff),
+                     "significant": None if len(diff) < 2 else bool(lo > 0 or hi < 0)})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,179 @@
+"""Result records, atomic file writes, provenance, and loading results into pandas.
+
+A finished run directory ``results/<paper>/<protocol>/<run_id>/`` holds:
+
+- ``config.json``   the flat RunConfig and its hash (written first);
+- ``splits.json``   the train / val / test indices the run used;
+- ``history.jsonl`` one line per evaluation (step, lr, train loss and terms, val accuracy);
+- ``metrics.json``  the :class:`Result` — written **last and atomically**: its presence means "finished";
+- ``run.ipynb``     the executed notebook, when the run came from papermill;
+- ``checkpoint.pt`` only while the run is unfinished (resume point); removed when metrics.json is written.
+
+Every write goes to a temporary file in the same directory and is renamed into place, so a killed process never
+leaves a half-written result behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS_DIR = Path(os.environ.get("TRANSFERLAB_RESULTS", "results"))
+SCHEMA = 1
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n").encode()
+    )
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+# ------------------------------------------------------------------------------------------------- provenance
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).resolve().parent
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance(device: torch.device | str | None = None) -> dict:
+    """Where a number came from: code version, library versions, hardware."""
+    import numpy
+    import torchvision
+
+    from transferlab import __version__
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    return {
+        "git_sha": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "transferlab": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()})",
+        "cuda": torch.version.cuda if dev.type == "cuda" else None,
+        "cpu_threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------- the record
+@dataclass
+class Result:
+    """One finished run. Accuracies are top-1 in %; ``test_at_best_val`` is the number a table reports."""
+
+    run_id: str
+    config: dict  # flat RunConfig
+    config_hash: str
+    metrics: dict  # best_val, best_step, test_at_best_val, test_last, per-class lists, last_step
+    history: list[dict] = field(default_factory=list)  # learning curves, one entry per evaluation
+    cost: dict = field(default_factory=dict)  # params, wall_time_s, train_images_per_s, peak_memory_mb
+    provenance: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # method-specific artefacts (e.g. Co-Tuning's chosen C)
+    schema: int = SCHEMA
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Result:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def write(self, run_dir: Path) -> Path:
+        path = Path(run_dir) / "metrics.json"
+        atomic_write_json(path, self.to_json())
+        return path
+
+    def summary(self) -> str:
+        m, c = self.metrics, self.config
+        return (
+            f"{c['method']} on {c['dataset']} (rate {c['sample_rate']}, seed {c['seed']}, {c['protocol']} protocol): "
+            f"test {m['test_at_best_val']:.2f}% at best val step {m['best_step']} (val {m['best_val']:.2f}%), "
+            f"test {m['test_last']:.2f}% at the last step; {self.cost.get('wall_time_s', 0):.1f} s"
+        )
+
+
+def load_result(run_dir: Path) -> Result:
+    return Result.from_json(read_json(Path(run_dir) / "metrics.json"))
+
+
+def load_results(root: Path | str = RESULTS_DIR, paper: str | None = None, protocol: str | None = None):
+    """All finished runs under ``root`` as a DataFrame: flat config columns + metrics + cost, one row per run."""
+    import pandas as pd
+
+    base = Path(root)
+    pattern = f"{paper or '*'}/{protocol or '*'}/*/metrics.json"
+    rows = []
+    for path in sorted(base.glob(pattern)):
+        r = Result.from_json(read_json(path))
+        row = {**r.config, "run_id": r.run_id, "config_hash": r.config_hash, "run_dir": str(path.parent)}
+        row.update({k: v for k, v in r.metrics.items() if not isinstance(v, list | dict)})
+        row.update({f"cost_{k}": v for k, v in r.cost.items() if not isinstance(v, list | dict)})
+        row["git_sha"] = r.provenance.get("git_sha")
+        row["device_name"] = r.provenance.get("device")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,232 @@
+"""The batch runner: a paper table → one papermill execution per cell, each in its own process.
+
+``run_table(paper, table, protocol)`` expands the table over seeds, skips every cell whose ``metrics.json`` already
+exists for the same config hash, and runs the rest with the paper's notebook. Each cell is a separate ``papermill``
+process (papermill kernels inherit their parent's environment, so GPU pinning with ``CUDA_VISIBLE_DEVICES`` must be
+per process). The local executor keeps ``jobs`` processes busy and hands each one a GPU token when GPUs are present
+(CPU threads are split between jobs otherwise).
+
+Nothing finished is ever lost: a cell's result is written atomically by the cell itself, a killed runner (Ctrl-C,
+SIGKILL) leaves finished cells untouched and unfinished ones with a checkpoint, and the next ``run`` resumes them.
+A failed cell is recorded in ``failed.json`` next to its partial outputs and the grid goes on; a kernel-start
+failure (a known papermill race) is retried once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from transferlab.config import ConfigError
+from transferlab.papers import PAPERS, Cell
+from transferlab.results import RESULTS_DIR, atomic_write_json, read_json
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = Path(os.environ.get("TRANSFERLAB_NOTEBOOKS", REPO / "notebooks"))
+KERNEL_START_ERRORS = ("Kernel died before replying", "Kernel didn't respond", "Address already in use")
+
+
+@dataclass
+class Planned:
+    cell: Cell
+    run_dir: Path | None  # None for a missing method
+    status: str  # todo | done | missing | failed-before (re-tried)
+
+
+def plan(paper: str, table: str, protocol: str, seeds=None, root: Path | str = RESULTS_DIR) -> list[Planned]:
+    """Expand a table into cells and say which are done. Raises ConfigError on any invalid name or value."""
+    spec = PAPERS.get(paper)
+    cells = spec.table(table, protocol).cells(seeds=seeds, paper=paper)
+    out = []
+    for cell in cells:
+        if not cell.available:
+            out.append(Planned(cell, None, "missing"))
+            continue
+        cfg = cell.config()  # validates every cell before anything runs
+        run_dir = Path(root) / paper / protocol / cfg.run_id()
+        metrics = run_dir / "metrics.json"
+        done = metrics.exists() and _hash_of(metrics) == cfg.config_hash()
+        status = "done" if done else ("retry" if (run_dir / "failed.json").exists() else "todo")
+        out.append(Planned(cell, run_dir, status))
+    return out
+
+
+def _hash_of(metrics: Path) -> str | None:
+    try:
+        return read_json(metrics).get("config_hash")
+    except (OSError, ValueError):
+        return None  # unreadable: treat as not finished (it will be re-run and rewritten atomically)
+
+
+def notebook_ipynb(name: str, work_dir: Path) -> Path:
+    """The jupytext notebook ``notebooks/<name>.py`` converted to .ipynb (papermill's input)."""
+    import jupytext
+
+    src = NOTEBOOKS / f"{name}.py"
+    if not src.exists():
+        raise FileNotFoundError(f"notebook {src} not found")
+    nb = jupytext.read(src)
+    nb.metadata.setdefault(
+        "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
+    )
+    dst = work_dir / f"{name}.ipynb"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(nb, dst)
+    return dst
+
+
+def execute_notebook(
+    notebook: Path, output: Path, params: dict, env: dict | None = None, log: Path | None = None
+):
+    """Run papermill in a child process; returns (returncode, tail of its output)."""
+    params_file = output.parent / "params.json"
+    atomic_write_json(params_file, params)
+    cmd = [sys.executable, "-m", "papermill", str(notebook), str(output), "-f", str(params_file)]
+    cmd += ["--cwd", str(REPO), "--start-timeout", "180", "-k", "python3"]
+    with open(log or os.devnull, "w") as fh:
+        proc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    tail = log.read_text()[-4000:] if log and log.exists() else ""
+    return proc.returncode, tail
+
+
+def _run_cell(planned: Planned, notebook: Path, env: dict) -> tuple[Planned, str]:
+    run_dir = planned.run_dir
+    assert run_dir is not None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params = {**planned.cell.params, "out_dir": str(run_dir.resolve())}
+    for attempt in (1, 2):
+        code, tail = execute_notebook(notebook, run_dir / "run.ipynb", params, env, run_dir / "papermill.log")
+        if code == 0 and (run_dir / "metrics.json").exists():
+            (run_dir / "failed.json").unlink(missing_ok=True)
+            return planned, "done"
+        if attempt == 1 and any(s in tail for s in KERNEL_START_ERRORS):
+            continue  # the papermill kernel-start race: retry once
+        break
+    atomic_write_json(
+        run_dir / "failed.json",
+        {"returncode": code, "error_tail": tail[-2000:], "time": time.strftime("%Y-%m-%dT%H:%M:%S")},
+    )
+    return planned, "failed"
+
+
+def _gpu_ids() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in visible.split(",") if g.strip()]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:
+        return []
+
+
+def run_local(todo: list[Planned], notebook: Path, jobs: int, progress=None) -> dict[str, int]:
+    """A process per cell, ``jobs`` at a time; each job holds one GPU token (or a share of the CPU threads)."""
+    gpus = _gpu_ids()
+    jobs = max(1, min(jobs, len(gpus) or jobs))
+    tokens: queue.Queue = queue.Queue()
+    for i in range(jobs):
+        tokens.put(gpus[i] if gpus else None)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    counts = {"done": 0, "failed": 0}
+
+    def work(p: Planned):
+        token = tokens.get()
+        try:
+            env = {**os.environ, "TRANSFERLAB_PROGRESS": "text", "TRANSFERLAB_THREADS": str(threads)}
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(REPO / "lib"), os.environ.get("PYTHONPATH")])
+            )
+            env["CUDA_VISIBLE_DEVICES"] = token if token is not None else ""
+            return _run_cell(p, notebook, env)
+        finally:
+            tokens.put(token)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(work, p) for p in todo]
+        for fut in as_completed(futures):
+            planned, status = fut.result()
+            counts[status] += 1
+            if progress is not None:
+                progress.set_postfix_str(f"{planned.run_dir.name}: {status}", refresh=False)
+                progress.update()
+    return counts
+
+
+def run_table(
+    paper: str,
+    table: str,
+    protocol: str,
+    seeds=None,
+    jobs: int = 1,
+    executor: str = "local",
+    dry_run: bool = False,
+    root: Path | str = RESULTS_DIR,
+    out=print,
+) -> dict[str, int]:
+    """Run every unfinished cell of a table. Returns counts of done / skipped / failed / missing cells."""
+    if executor not in ("local", "slurm"):
+        raise ConfigError(f"executor={executor!r} is not valid; choose local or slurm")
+    planned = plan(paper, table, protocol, seeds, root)
+    todo = [p for p in planned if p.status in ("todo", "retry")]
+    summary = {
+        "cells": len(planned),
+        "skipped": sum(p.status == "done" for p in planned),
+        "missing": sum(p.status == "missing" for p in planned),
+        "to_run": len(todo),
+    }
+    out(f"{paper}/{table} ({protocol}): {summary['cells']} cells, {summary['skipped']} already finished, "
+        f"{summary['missing']} with methods not implemented yet, {len(todo)} to run")  # fmt: skip
+    for p in planned:
+        if p.status == "missing":
+            out(f"  missing: {p.cell.params.get('method')} ({p.cell.missing})")
+    if dry_run:
+        for p in todo:
+            out(f"  would run: {p.run_dir}")
+        return summary
+    if not todo:
+        return {**summary, "done": 0, "failed": 0}
+    _ensure_assets(todo)
+    notebook = notebook_ipynb(PAPERS.get(paper).notebook, Path(root) / paper / ".notebooks")
+    from tqdm import tqdm
+
+    with tqdm(total=len(todo), desc=f"{paper}/{table}", unit="cell", file=sys.stdout, ascii=True) as bar:
+        if executor == "local":
+            counts = run_local(todo, notebook, jobs, bar)
+        else:
+            from transferlab.slurm import run_slurm
+
+            counts = run_slurm(todo, notebook, jobs, bar, Path(root) / paper / ".slurm")
+    failed = [p for p in todo if (p.run_dir / "failed.json").exists()]
+    for p in failed:
+        out(f"  FAILED: {p.run_dir} (see {p.run_dir / 'papermill.log'})")
+    return {**summary, **counts}
+
+
+def _ensure_assets(todo: list[Planned]) -> None:
+    """Pre-train the mini hub models the cells need once, here, instead of racing in parallel kernels."""
+    from transferlab.models import mini_hub
+
+    needed = sorted(
+        {
+            p.cell.params.get("pretrained", "")
+            for p in todo
+            if str(p.cell.params.get("pretrained", "")).startswith("mini:")
+        }
+    )
+    for name in needed:
+        mini_hub.ensure(name.removeprefix("mini:"), data_root=todo[0].cell.params.get("data_root", "data"))
+
+
+def status_json(planned: list[Planned]) -> str:
+    return json.dumps(
+        [{"run_dir": str(p.run_dir), "status": p.status, **p.cell.params} for p in planned], indent=1
+    )
