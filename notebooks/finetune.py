@@ -27,12 +27,8 @@ paper: str = "finetune"  # paper (transferlab.papers) whose table this run belon
 table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
 protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
 method: str = "finetune"  # registered method: finetune | scratch (transferlab.methods.METHODS)
-backbone: str = (
-    "mini_resnet"  # registered backbone: mini_resnet | resnet18 | resnet34 | resnet50 | cifar_resnet32
-)
-pretrained: str = (
-    "mini:fmnist_full"  # weights: "none", a torchvision enum (IMAGENET1K_V1) or "mini:<hub model>"
-)
+backbone: str = "mini_resnet"  # backbone: mini_resnet | resnet18 | resnet34 | resnet50 | cifar_resnet32
+pretrained: str = "mini:fmnist_full"  # "none", a torchvision enum (IMAGENET1K_V1) or "mini:<hub model>"
 seed: int = 0  # seeds data sampling, initialisation and augmentation
 precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
 device: str = "auto"  # auto | cpu | cuda | cuda:N (run-time only)

@@ -130,18 +130,18 @@ class RunConfig:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not valid; choose auto, cpu, cuda or cuda:N")
         # Names are checked against the registries here so a typo fails before anything is loaded.
-        from transferlab.data import DATASETS
+        from transferlab.data import DATASETS, TRANSFORMS
         from transferlab.methods import METHODS, method_config
         from transferlab.models import BACKBONES
         from transferlab.registry import RegistryError
 
-        try:
+        try:  # a ConfigError like every other bad value (the message lists the valid names)
             DATASETS.check(self.data.dataset)
             BACKBONES.check(self.backbone)
             METHODS.check(self.method)
-        except (
-            RegistryError
-        ) as err:  # a ConfigError like every other bad value (the message lists valid names)
+            if self.data.preset != "auto":
+                TRANSFORMS.check(self.data.preset)
+        except RegistryError as err:
             raise ConfigError(str(err)) from None
         method_config(self.method, self.method_params)  # raises on unknown or ill-typed keys
 

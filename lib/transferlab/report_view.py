@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from IPython.display import HTML, Image, Markdown, display  # noqa: E402
 
 from transferlab import reports  # noqa: E402
-from transferlab.papers import PAPERS  # noqa: E402
+from transferlab.papers import PAPERS, published  # noqa: E402
 from transferlab.results import load_results  # noqa: E402
 from transferlab.runner import plan  # noqa: E402
 
@@ -44,6 +44,9 @@ class PaperReport:
         n = len(self.df)
         display(Markdown(f"## {s.title}\n\nPaper: [{s.link}]({s.link}) · notebook `notebooks/{s.notebook}.py` · "
                          f"{n} finished run{'s' if n != 1 else ''} under `{self.results_dir}/{s.name}/`"))  # fmt: skip
+        if s.not_implemented:
+            items = "\n".join(f"- **{k}**: {v}" for k, v in s.not_implemented.items())
+            display(Markdown(f"Parts of the paper not implemented in transferlab:\n\n{items}"))
 
     def tables(self) -> None:
         for (name, protocol), table in sorted(
@@ -73,9 +76,14 @@ class PaperReport:
         if protocol == "mini":
             display(Markdown("*Mini protocol: embedded CPU-scale data; these numbers are not comparable to any "
                              "published number and are never set beside them.*"))  # fmt: skip
-        display(
-            HTML(reports.display_table(summary, protocol).to_html(index=False, classes="results", na_rep="—"))
-        )
+        shown = reports.display_table(summary, protocol)
+        if protocol == "paper":  # published numbers only ever stand beside paper-protocol results
+            extra = published.beside(summary, self.spec.name)
+            shown = pd.concat([shown, extra[[c for c in extra.columns if c not in summary.columns]]], axis=1)
+            display(Markdown("Published numbers: the paper's own where transcribed (else *not transcribed*); peer "
+                             "numbers are TLlib's re-implementation, which selects the best epoch **on the test "
+                             "split**, a different protocol from ours."))  # fmt: skip
+        display(HTML(shown.to_html(index=False, classes="results", na_rep="—")))
         self._gaps(sub)
         stem = f"{self.spec.name}-{name}-{protocol}"
         self._figure(reports.plot_summary(sub), f"{stem}-summary.png")

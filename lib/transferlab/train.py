@@ -154,7 +154,7 @@ def fit(
         terms = {k: (v / n_since).item() for k, v in sums.items()}
         if not all(map(_finite, terms.values())):
             raise NonFiniteLossError(
-                f"non-finite training loss {terms} between steps {step + 1 - n_since} and {step}: "
+                f"non-finite training loss {terms} between steps {step + 2 - n_since} and {step + 1}: "
                 f"lower the learning rate (lr={o.lr}) or check the data"
             )
         state["train_time"] += time.perf_counter() - t0

@@ -22,4 +22,19 @@ def build_backbone(
     return Backbone(net, name)
 
 
-__all__ = ["BACKBONES", "Backbone", "WeightsError", "build_backbone", "init_head"]
+def weights_supported(backbone: str, pretrained: str) -> str:
+    """ "" if ``pretrained`` can be loaded for ``backbone``, else why not (used to mark table cells as missing)."""
+    from transferlab.models.mini_hub import MINI_HUB
+    from transferlab.models.weights import TORCHVISION_WEIGHTS
+
+    if pretrained == "none" or pretrained.startswith("hub:"):
+        return ""  # hub methods build their own models; the hub says what it lacks
+    if pretrained.startswith("mini:"):
+        name = pretrained.removeprefix("mini:")
+        return "" if name in MINI_HUB else f"mini hub model {name!r} does not exist"
+    if pretrained in TORCHVISION_WEIGHTS.get(backbone, {}):
+        return ""
+    return f"weights {pretrained!r} for {backbone!r} are not supported yet"
+
+
+__all__ = ["BACKBONES", "Backbone", "WeightsError", "build_backbone", "init_head", "weights_supported"]

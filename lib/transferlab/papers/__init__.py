@@ -39,28 +39,47 @@ class Table:
     title: str
     protocol: str  # mini | paper
     base: dict[str, Any]  # flat fields shared by every cell
-    grid: dict[str, list]  # axis (a flat field) → values; cells are the product
+    grid: (
+        dict[str, list] | list[dict[str, list]]
+    )  # axis → values; cells are the product (a list: a union of grids)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method flat fields
+    overrides: list[tuple[dict[str, Any], dict[str, Any]]] = field(
+        default_factory=list
+    )  # (if these match, set)
     seeds: tuple[int, ...] = (0, 1, 2)
     provenance: str = ""  # where the settings come from (paper table, official code file)
     notes: str = ""
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
-        from transferlab.methods import METHODS
-
-        axes = list(self.grid)
         out = []
-        for values in itertools.product(*(self.grid[a] for a in axes)):
-            for seed in seeds if seeds is not None else self.seeds:
-                params = {**self.base, **dict(zip(axes, values)), "seed": seed, "table": self.name}
-                params.update(self.method_overrides.get(params.get("method", ""), {}))
-                params.setdefault("protocol", self.protocol)
-                if paper:
-                    params.setdefault("paper", paper)
-                method = params.get("method", "")
-                missing = "" if method in METHODS else f"method {method!r} is not implemented yet"
-                out.append(Cell(params, missing))
+        for grid in [self.grid] if isinstance(self.grid, dict) else self.grid:
+            axes = list(grid)
+            for values in itertools.product(*(grid[a] for a in axes)):
+                for seed in seeds if seeds is not None else self.seeds:
+                    params = {**self.base, **dict(zip(axes, values)), "seed": seed, "table": self.name}
+                    params.update(self.method_overrides.get(params.get("method", ""), {}))
+                    for match, updates in self.overrides:
+                        if all(params.get(k) == v for k, v in match.items()):
+                            params.update(updates)
+                    params.setdefault("protocol", self.protocol)
+                    if paper:
+                        params.setdefault("paper", paper)
+                    out.append(Cell(params, missing_reason(params)))
         return out
+
+
+def missing_reason(params: dict[str, Any]) -> str:
+    """Why a cell cannot run with the code as it is ("" if it can): unimplemented method, backbone, data, weights."""
+    from transferlab.data import DATASETS
+    from transferlab.methods import METHODS
+    from transferlab.models import BACKBONES, weights_supported
+
+    for kind, registry, key in (("method", METHODS, "method"), ("backbone", BACKBONES, "backbone"),
+                                ("dataset", DATASETS, "dataset")):  # fmt: skip
+        name = params.get(key)
+        if name is not None and name not in registry:
+            return f"{kind} {name!r} is not implemented yet"
+    return weights_supported(params.get("backbone", ""), str(params.get("pretrained", "none")))
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,9 @@ class Paper:
     link: str
     notebook: str  # notebooks/<notebook>.py runs one cell of any of its tables
     tables: dict[tuple[str, str], Table]  # (table name, protocol) → Table
+    not_implemented: dict[str, str] = field(
+        default_factory=dict
+    )  # parts of the paper the suite does not cover
 
     def table(self, name: str, protocol: str) -> Table:
         key = (name, protocol)
@@ -97,6 +119,6 @@ def register(paper: Paper) -> Paper:
     return paper
 
 
-from transferlab.papers import finetune  # noqa: E402,F401  isort: skip
+from transferlab.papers import co_tuning, finetune, hub_pathway, l2t_ww, zoo_tuning  # noqa: E402,F401  isort: skip
 
 __all__ = ["PAPERS", "Cell", "Paper", "Table", "register"]

@@ -1,0 +1,74 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Hub-Pathway: Transfer Learning from a Hub of Pre-trained Models (Shu et al., NeurIPS 2022)
+#
+# A pathway generator routes each input to the top-k hub models (noisy gating in training) and aggregates their
+# outputs; no official code exists, so every design choice is a named option (see the paper spec).
+#
+# One cell of a table of the paper spec `lib/transferlab/papers/hub_pathway.py`. Run top to bottom for a mini run (CPU, embedded data), edit the
+# parameters to explore, or let the batch runner inject table cells: `transferlab run hub_pathway --table classification`.
+#
+# Status and known deviations:
+#
+# - Hub-Pathway and the ensemble / distillation / Zoo-Tuning rows are not implemented yet: the defaults below
+#   fine-tune one hub model alone (this paper's single-model rows).
+# - Mini-protocol numbers come from embedded CPU-scale data and are never comparable to published numbers.
+
+# %% tags=["parameters"]
+paper: str = "hub_pathway"  # paper (transferlab.papers) whose table this run belongs to
+table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
+protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
+method: str = "finetune"  # registered method: finetune | scratch (transferlab.methods.METHODS)
+backbone: str = "mini_resnet"  # backbone: mini_resnet | resnet18 | resnet34 | resnet50 | cifar_resnet32
+pretrained: str = "mini:fmnist_full"  # "none", a torchvision enum (IMAGENET1K_V1) or "mini:<hub model>"
+seed: int = 0  # seeds data sampling, initialisation and augmentation
+precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
+device: str = "auto"  # auto | cpu | cuda | cuda:N (run-time only)
+method_params: dict = {}  # the method's own Config fields (none for finetune and scratch)
+dataset: str = "mini_fmnist"  # registered dataset name (transferlab.data.DATASETS)
+data_root: str = "data"  # where real datasets live (run-time only)
+sample_rate: float = 0.15  # fraction of each class's training images kept, in (0, 1]
+shots: int = 0  # k images per class instead of a rate (0: use sample_rate)
+val_fraction: float = 0.1  # share of the sampled train set carved out per class for validation
+batch_size: int = 32  # training batch size
+eval_batch_size: int = 1024  # batch size for validation and test
+preset: str = "auto"  # transform preset (transferlab.data.TRANSFORMS); auto: the dataset's default
+ten_crop: bool = False  # 10-crop test-time evaluation (the papers' protocol at 224 px)
+num_workers: int = 0  # DataLoader workers for file-based datasets (run-time only)
+optimizer: str = "sgd"  # sgd | adam
+lr: float = 0.01  # base learning rate (backbone)
+momentum: float = 0.9  # SGD momentum (Adam: beta1)
+weight_decay: float = 5e-4  # L2 weight decay, applied by the optimizer
+nesterov: bool = True  # Nesterov momentum for SGD
+head_lr_mult: float = 10.0  # lr multiplier of newly initialised parameters (the target head)
+schedule: str = "cosine"  # constant | multistep | cosine
+milestones: list = []  # multistep: iterations at which lr is multiplied by gamma
+gamma: float = 0.1  # multistep decay factor
+warmup_steps: int = 0  # linear warm-up iterations before the schedule
+iterations: int = 300  # total optimisation steps
+eval_every: int = 50  # evaluate on validation every N steps (and at the last step)
+checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: at every evaluation; run-time only)
+out_dir: str = ""  # run directory; "" means results/<paper>/<protocol>/<run_id>
+
+# %%
+import transferlab as tl
+from transferlab import reports
+
+cfg = tl.RunConfig.from_namespace(globals())
+print(cfg.run_id())
+
+# %%
+result = tl.run(cfg, out_dir or None)
+print(result.summary())
+
+# %%
+reports.plot_curves([result])
