@@ -36,7 +36,7 @@ hub: env data
 	$(BIN)/transferlab hub build mini
 
 demo: env data hub
-	$(BIN)/transferlab run finetune --protocol mini --jobs $(JOBS)
+	$(BIN)/transferlab run all --protocol mini --jobs $(JOBS)
 	$(BIN)/transferlab report --all
 	@echo "Open reports/index.html (or reports/finetune.html)."
 

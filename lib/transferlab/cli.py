@@ -25,15 +25,22 @@ def cmd_run(args) -> int:
     from transferlab.papers import PAPERS
     from transferlab.runner import run_table
 
-    paper = PAPERS.get(args.paper)
-    tables = [args.table] if args.table else paper.table_names(args.protocol)
+    if args.paper == "all" and args.table:
+        raise ConfigError("--table needs one paper, not 'all'")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    papers = PAPERS.names() if args.paper == "all" else [args.paper]
+    work = []
+    for name in papers:  # validate every paper and table before running any
+        paper = PAPERS.get(name)
+        for t in [args.table] if args.table else paper.table_names(args.protocol):
+            paper.table(t, args.protocol)
+            work.append((name, t))
     seeds = [s for chunk in args.seeds for s in chunk] if args.seeds else None
-    for t in tables:  # validate every table before running any
-        paper.table(t, args.protocol)
     failed = 0
-    for t in tables:
+    for name, t in work:
         counts = run_table(
-            args.paper, t, args.protocol, seeds, args.jobs, args.executor, args.dry_run, args.results
+            name, t, args.protocol, seeds, args.jobs, args.executor, args.dry_run, args.results
         )
         failed += counts.get("failed", 0)
     return 1 if failed else 0
@@ -94,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a paper's table(s): one papermill execution per cell, resumable")
-    r.add_argument("paper")
+    r.add_argument("paper", help="a paper (transferlab.papers) or 'all'")
     r.add_argument("--table", help="table name (default: every table of the paper for the protocol)")
     r.add_argument("--protocol", default="mini", choices=["mini", "paper"])
     r.add_argument("--seeds", nargs="+", type=_seeds, help="seeds to run (default: the table's)")

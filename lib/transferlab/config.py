@@ -25,8 +25,9 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "multistep", "cosine")
 PRECISIONS = ("auto", "bf16", "fp32")
 
-# Fields that change how a run executes but not what it computes; left out of the config hash.
-RUNTIME_FIELDS = frozenset({"data_root", "num_workers", "device", "checkpoint_every"})
+# Fields that change how a run executes or how it is labelled, but not what it computes; left out of the config
+# hash, so the same experiment listed in two tables (e.g. single-model rows of Zoo-Tuning and Hub-Pathway) is one run.
+RUNTIME_FIELDS = frozenset({"data_root", "num_workers", "device", "checkpoint_every", "paper", "table"})
 
 
 class ConfigError(ValueError):

@@ -37,13 +37,17 @@ KERNEL_START_ERRORS = ("Kernel died before replying", "Kernel didn't respond", "
 class Planned:
     cell: Cell
     run_dir: Path | None  # None for a missing method
-    status: str  # todo | done | missing | failed-before (re-tried)
+    status: (
+        str  # todo | done | reuse (finished elsewhere) | retry (failed before) | missing (not implemented)
+    )
+    source: Path | None = None  # for reuse: the finished run of the same experiment
 
 
 def plan(paper: str, table: str, protocol: str, seeds=None, root: Path | str = RESULTS_DIR) -> list[Planned]:
     """Expand a table into cells and say which are done. Raises ConfigError on any invalid name or value."""
     spec = PAPERS.get(paper)
     cells = spec.table(table, protocol).cells(seeds=seeds, paper=paper)
+    finished = finished_runs(root)
     out = []
     for cell in cells:
         if not cell.available:
@@ -53,9 +57,47 @@ def plan(paper: str, table: str, protocol: str, seeds=None, root: Path | str = R
         run_dir = Path(root) / paper / protocol / cfg.run_id()
         metrics = run_dir / "metrics.json"
         done = metrics.exists() and _hash_of(metrics) == cfg.config_hash()
-        status = "done" if done else ("retry" if (run_dir / "failed.json").exists() else "todo")
-        out.append(Planned(cell, run_dir, status))
+        if done:
+            status = "done"
+        elif cfg.config_hash() in finished:
+            status = "reuse"  # the same experiment already finished in another table: copy, do not re-train
+        else:
+            status = "retry" if (run_dir / "failed.json").exists() else "todo"
+        out.append(Planned(cell, run_dir, status, finished.get(cfg.config_hash())))
     return out
+
+
+def finished_runs(root: Path | str = RESULTS_DIR) -> dict[str, Path]:
+    """config hash → run directory of every finished, original (not reused) run under ``root``."""
+    index = {}
+    for metrics in sorted(Path(root).glob("*/*/*/metrics.json")):
+        try:
+            d = read_json(metrics)
+        except (OSError, ValueError):
+            continue
+        if not d.get("extra", {}).get("reused_from"):
+            index.setdefault(d.get("config_hash"), metrics.parent)
+    return index
+
+
+def reuse(planned: Planned) -> None:
+    """Write a finished run of the same experiment into this cell's directory, relabelled and marked as reused."""
+    import shutil
+
+    from transferlab.results import Result
+
+    src, dst = planned.source, planned.run_dir
+    result = Result.from_json(read_json(src / "metrics.json"))
+    cfg = planned.cell.config()
+    result.config = {**result.config, "paper": cfg.paper, "table": cfg.table}
+    result.run_id = cfg.run_id()
+    result.extra = {**result.extra, "reused_from": str(src)}
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("splits.json", "history.jsonl", "run.ipynb"):
+        if (src / name).exists():
+            shutil.copy2(src / name, dst / name)
+    atomic_write_json(dst / "config.json", {"config": cfg.to_flat(), "config_hash": cfg.config_hash()})
+    result.write(dst)
 
 
 def _hash_of(metrics: Path) -> str | None:
@@ -177,21 +219,29 @@ def run_table(
         raise ConfigError(f"executor={executor!r} is not valid; choose local or slurm")
     planned = plan(paper, table, protocol, seeds, root)
     todo = [p for p in planned if p.status in ("todo", "retry")]
+    reused = [p for p in planned if p.status == "reuse"]
     summary = {
         "cells": len(planned),
         "skipped": sum(p.status == "done" for p in planned),
         "missing": sum(p.status == "missing" for p in planned),
+        "reused": len(reused),
         "to_run": len(todo),
     }
     out(f"{paper}/{table} ({protocol}): {summary['cells']} cells, {summary['skipped']} already finished, "
-        f"{summary['missing']} with methods not implemented yet, {len(todo)} to run")  # fmt: skip
+        f"{len(reused)} finished in another table (reused), {summary['missing']} not implemented yet, "
+        f"{len(todo)} to run")  # fmt: skip
+    reasons: dict[str, int] = {}
     for p in planned:
         if p.status == "missing":
-            out(f"  missing: {p.cell.params.get('method')} ({p.cell.missing})")
+            reasons[p.cell.missing] = reasons.get(p.cell.missing, 0) + 1
+    for reason, n in sorted(reasons.items()):
+        out(f"  missing ({n} cells): {reason}")
     if dry_run:
         for p in todo:
             out(f"  would run: {p.run_dir}")
         return summary
+    for p in reused:
+        reuse(p)
     if not todo:
         return {**summary, "done": 0, "failed": 0}
     _ensure_assets(todo)
