@@ -73,8 +73,9 @@ def curves(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_curves(results_or_df, hue: str = "method", col: str | None = "sample_rate"):
-    """Validation accuracy against step; mean over seeds with a ±1 std band (seaborn). Returns the figure."""
+def plot_curves(results_or_df, hue: str | None = None, col: str | None = None):
+    """Validation accuracy against step, mean over seeds with a ±1 std band (seaborn); one colour per method (or
+    per source model when the table has one method), one panel per sample rate or dataset. Returns the figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -92,7 +93,9 @@ def plot_curves(results_or_df, hue: str = "method", col: str | None = "sample_ra
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.text(0.5, 0.5, "no validation curve to plot", ha="center")
         return fig
-    col = col if col in long and long[col].nunique() > 1 else None
+    varies = [k for k in ("method", "pretrained", "sample_rate", "shots", "dataset") if long[k].nunique() > 1]
+    hue = hue or ("method" if "method" in varies or "pretrained" not in varies else "pretrained")
+    col = col or next((k for k in ("sample_rate", "shots", "dataset") if k in varies and k != hue), None)
     grid = sns.relplot(
         data=long, x="step", y="val_top1", hue=hue, col=col, kind="line", errorbar="sd", height=3, aspect=1.3
     )
@@ -100,19 +103,37 @@ def plot_curves(results_or_df, hue: str = "method", col: str | None = "sample_ra
     return grid.figure
 
 
-def plot_summary(df: pd.DataFrame, x: str = "sample_rate", hue: str = "method"):
-    """Test accuracy at the best-validation step by ``x``, one line per method, seeds as points (seaborn)."""
+def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "method"):
+    """Test accuracy at the best-validation step against the axis the table varies (sample rate, shots, source
+    model or dataset), one colour per method, mean ± std with the seeds as points (seaborn). Returns the figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
     if df.empty:
+        fig, ax = plt.subplots(figsize=(5.5, 3.5))
         ax.text(0.5, 0.5, "no finished runs", ha="center")
         return fig
-    sns.pointplot(data=df, x=x, y="test_at_best_val", hue=hue, errorbar="sd", dodge=0.3, capsize=0.1, ax=ax)
-    sns.stripplot(data=df, x=x, y="test_at_best_val", hue=hue, dodge=True, alpha=0.4, legend=False, ax=ax)
-    ax.set_ylabel("test top-1 at best val (%)")
-    ax.set_xlabel(x.replace("_", " "))
+    varying = [
+        k for k in ("sample_rate", "shots", "pretrained", "dataset") if k in df and df[k].nunique() > 1
+    ]
+    x = x or (varying[0] if varying else "method")
+    col = "dataset" if "dataset" in varying and x != "dataset" else None
+    dodge = 0.3 if df[hue].nunique() > 1 else False  # seaborn divides by (levels - 1) when dodging one level
+    panels = sorted(df[col].unique()) if col else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        data = df if panel is None else df[df[col] == panel]
+        sns.pointplot(
+            data=data, x=x, y="test_at_best_val", hue=hue, errorbar="sd", dodge=dodge, capsize=0.1, ax=ax
+        )
+        sns.stripplot(
+            data=data, x=x, y="test_at_best_val", hue=hue, dodge=bool(dodge), alpha=0.4, legend=False, ax=ax
+        )
+        ax.set_ylabel("test top-1 at best val (%)")
+        ax.set_xlabel(x.replace("_", " "))
+        ax.tick_params(axis="x", labelrotation=20 if x == "pretrained" else 0)
+        if panel is not None:
+            ax.set_title(str(panel))
     fig.tight_layout()
     return fig
 

@@ -119,9 +119,11 @@ def fit(
         "history": [],
         "train_time": 0.0,
     }
+    state["wall_time"] = 0.0
     ckpt_path = Path(out_dir) / CHECKPOINT if out_dir else None
     if ckpt_path is not None and ckpt_path.exists():
         state = _resume(ckpt_path, run, method, optimizer)
+    wall_start, wall_before = time.perf_counter(), state.get("wall_time", 0.0)
 
     def val_eval() -> dict:
         batches = eval_batches(
@@ -171,10 +173,16 @@ def fit(
         if out_dir is not None:
             _write_history(Path(out_dir), state["history"])
             if (step + 1) % ckpt_every == 0 and not last:
+                state["wall_time"] = wall_before + time.perf_counter() - wall_start
                 atomic_torch_save(ckpt_path, _checkpoint(state, run, method, optimizer))
         sums, n_since, t0 = {}, 0, time.perf_counter()
     progress.close()
-    return _finish(method, source, splits, preset, run, device, amp, state, stream, out_dir)
+    result = _finish(method, source, splits, preset, run, device, amp, state, stream)
+    result.cost["wall_time_s"] = wall_before + time.perf_counter() - wall_start  # training, evaluation and testing
+    if out_dir is not None:
+        result.write(Path(out_dir))  # last, atomically: its presence marks the run finished
+        (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)
+    return result
 
 
 def _finite(v: float) -> bool:
@@ -219,7 +227,7 @@ def _resume(path: Path, run: RunConfig, method: Method, optimizer) -> dict:
     return ckpt
 
 
-def _finish(method, source, splits, preset, run, device, amp, state, stream, out_dir) -> Result:
+def _finish(method, source, splits, preset, run, device, amp, state, stream) -> Result:
     d = run.data
 
     def test() -> dict:
@@ -275,9 +283,6 @@ def _finish(method, source, splits, preset, run, device, amp, state, stream, out
             **getattr(method, "artifacts", dict)(),
         },
     )
-    if out_dir is not None:
-        result.write(Path(out_dir))
-        (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)
     return result
 
 
