@@ -22,5 +22,7 @@ def test_finetuning_a_mini_hub_model_beats_scratch_at_a_low_sampling_rate(tmp_pa
     by_method = {cfg.method: tl.run(cfg, out_dir=tmp_path / cfg.method) for cfg in low}
     finetune, scratch = by_method["finetune"].metrics, by_method["scratch"].metrics
     gap = finetune["test_at_best_val"] - scratch["test_at_best_val"]
-    assert gap >= MIN_MARGIN, f"fine-tune {finetune['test_at_best_val']:.2f} vs scratch {scratch['test_at_best_val']:.2f}"
+    assert gap >= MIN_MARGIN, (
+        f"fine-tune {finetune['test_at_best_val']:.2f} vs scratch {scratch['test_at_best_val']:.2f}"
+    )
     assert finetune["test_last"] - scratch["test_last"] >= MIN_MARGIN

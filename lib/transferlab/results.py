@@ -16,6 +16,7 @@ leaves a half-written result behind.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import platform
@@ -58,17 +59,11 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through a buffer: the bytes depend on the content only (saving to a file name would embed the
+    temporary name in the archive), so a checksum identifies the weights, and the file appears atomically."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _json_default(o: Any) -> Any:

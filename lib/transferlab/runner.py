@@ -142,7 +142,8 @@ def _run_cell(planned: Planned, notebook: Path, env: dict) -> tuple[Planned, str
     run_dir = planned.run_dir
     assert run_dir is not None
     run_dir.mkdir(parents=True, exist_ok=True)
-    params = {**planned.cell.params, "out_dir": str(run_dir.resolve())}
+    # Every flat field, not only the table's: the notebook's own defaults are not RunConfig's defaults.
+    params = {**planned.cell.config().to_flat(), "out_dir": str(run_dir.resolve())}
     for attempt in (1, 2):
         code, tail = execute_notebook(notebook, run_dir / "run.ipynb", params, env, run_dir / "papermill.log")
         if code == 0 and (run_dir / "metrics.json").exists():
@@ -177,7 +178,8 @@ def run_local(todo: list[Planned], notebook: Path, jobs: int, progress=None) -> 
     tokens: queue.Queue = queue.Queue()
     for i in range(jobs):
         tokens.put(gpus[i] if gpus else None)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # Split the cores between concurrent cells unless the user pinned a thread count.
+    threads = int(os.environ.get("TRANSFERLAB_THREADS", "0")) or max(1, (os.cpu_count() or 1) // jobs)
     counts = {"done": 0, "failed": 0}
 
     def work(p: Planned):
@@ -217,6 +219,10 @@ def run_table(
     """Run every unfinished cell of a table. Returns counts of done / skipped / failed / missing cells."""
     if executor not in ("local", "slurm"):
         raise ConfigError(f"executor={executor!r} is not valid; choose local or slurm")
+    if executor == "slurm" and not dry_run:
+        from transferlab.slurm import check_cluster
+
+        check_cluster()  # no cluster: say so before pre-training or converting anything
     planned = plan(paper, table, protocol, seeds, root)
     todo = [p for p in planned if p.status in ("todo", "retry")]
     reused = [p for p in planned if p.status == "reuse"]

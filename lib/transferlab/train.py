@@ -136,11 +136,11 @@ def fit(
     n_since, t0 = 0, time.perf_counter()
     ckpt_every = o.checkpoint_every or o.eval_every
     batches = stream.batches(state["next_step"])
+    method.train()  # set again after each evaluation; once per step is measurable overhead for small models
     for step in range(state["next_step"], o.iterations):
         factor = lr_factor(o, step)
         for g in optimizer.param_groups:
             g["lr"] = o.lr * g["lr_mult"] * factor
-        method.train()
         x, y = next(batches)
         out = method.train_step(x, y, optimizer)
         for k, v in out.items():  # accumulate on the device; one sync per evaluation, not per step
@@ -176,9 +176,12 @@ def fit(
                 state["wall_time"] = wall_before + time.perf_counter() - wall_start
                 atomic_torch_save(ckpt_path, _checkpoint(state, run, method, optimizer))
         sums, n_since, t0 = {}, 0, time.perf_counter()
+        method.train()
     progress.close()
     result = _finish(method, source, splits, preset, run, device, amp, state, stream)
-    result.cost["wall_time_s"] = wall_before + time.perf_counter() - wall_start  # training, evaluation and testing
+    result.cost["wall_time_s"] = (
+        wall_before + time.perf_counter() - wall_start
+    )  # training, evaluation and testing
     if out_dir is not None:
         result.write(Path(out_dir))  # last, atomically: its presence marks the run finished
         (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)

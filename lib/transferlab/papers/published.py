@@ -75,9 +75,13 @@ def beside(summary: pd.DataFrame, paper: str) -> pd.DataFrame:
         deltas.append(f"{ours - value:+.2f}" if value is not None and pd.notna(ours) else "—")
         for edition, col in PEER_EDITIONS.items():
             peer = hits[(hits.kind == "peer") & (hits.edition == edition)]
-            peer_cols[col].append(f"{peer.value.iloc[0]:.2f}" if len(peer) else "—")
+            peer_cols[col].append(peer.value.iloc[0] if len(peer) else None)
     out["paper"] = paper_col
     out["ours − paper"] = deltas
     for col, values in peer_cols.items():
-        out[col] = values
+        out[col] = [f"{v:.2f}" if v is not None else "—" for v in values]
+        out[f"ours − {col.removeprefix('peer: ')}"] = [
+            f"{ours - v:+.2f}" if v is not None and pd.notna(ours) else "—"
+            for v, ours in zip(values, summary.get("test_at_best_val_mean", [None] * len(values)))
+        ]
     return out
