@@ -504,3 +504,21 @@ def test_notebook_parameters_are_documented_and_match_the_config(tmp_path):
     injected = RunConfig.from_namespace(namespace)
     assert injected == defaults.replace(**{k: v for k, v in cell_params.items() if k != "out_dir"})
     assert namespace["out_dir"] == "/x"
+
+
+@pytest.mark.parametrize("paper", PAPERS.names())
+def test_every_paper_notebook_has_the_full_parameters_cell(paper):
+    """Each paper's notebook carries the same annotated parameters (papermill needs them in the notebook itself)
+    and its defaults are a valid, runnable configuration of that paper."""
+    import jupytext
+
+    nb = jupytext.read(runner.NOTEBOOKS / f"{PAPERS.get(paper).notebook}.py")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(cell.source, namespace)
+    defined = sorted(k for k in namespace if not k.startswith("__"))
+    assert defined == sorted(flat_field_names() + ["out_dir"])
+    for line in cell.source.splitlines():
+        assert re.match(r"^\w+: \w+ = .+  # \S", line), f"{paper}: not an annotated one-line parameter: {line!r}"
+    cfg = RunConfig.from_namespace(namespace)
+    assert cfg.paper == paper
