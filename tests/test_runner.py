@@ -519,6 +519,8 @@ def test_every_paper_notebook_has_the_full_parameters_cell(paper):
     defined = sorted(k for k in namespace if not k.startswith("__"))
     assert defined == sorted(flat_field_names() + ["out_dir"])
     for line in cell.source.splitlines():
-        assert re.match(r"^\w+: \w+ = .+  # \S", line), f"{paper}: not an annotated one-line parameter: {line!r}"
+        assert re.match(r"^\w+: \w+ = .+  # \S", line), (
+            f"{paper}: not an annotated one-line parameter: {line!r}"
+        )
     cfg = RunConfig.from_namespace(namespace)
     assert cfg.paper == paper
