@@ -129,7 +129,9 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="fit() overhead against a bare PyTorch loop, and training throughput")
     b.add_argument("--out", default="reports/bench.json")
     b.add_argument("--steps", type=int, default=60)
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument(
+        "--repeats", type=int, default=7, help="alternating fit/bare pairs; the median ratio is reported"
+    )
     b.add_argument("--gpu-only", action="store_true")
     b.set_defaults(func=cmd_bench)
 

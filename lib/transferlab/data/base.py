@@ -71,7 +71,9 @@ class TensorImages(Dataset):
                 f"TensorImages expects uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}"
             )
         self.images = images
-        self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+        self.targets = torch.as_tensor(
+            np.array(targets, dtype=np.int64)
+        )  # a copy: the source may be read-only
 
     def __len__(self) -> int:
         return len(self.targets)
