@@ -52,8 +52,14 @@ test: env data
 	$(BIN)/ruff format --check lib tests notebooks
 	$(BIN)/pytest -q
 
-lab: env
-	$(BIN)/jupyter lab notebooks
+# JupyterLab opens notebooks/*.py (jupytext py:percent) as notebooks: a default viewer set for this venv only.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_SETTINGS): $(VENV)/.installed
+	@mkdir -p $(dir $@)
+	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' > $@
+
+lab: env $(LAB_SETTINGS)
+	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-results:
 	rm -rf results/*/ reports/*.html reports/*.ipynb reports/figures

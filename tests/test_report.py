@@ -96,6 +96,28 @@ def finished(tiny_config, tiny_hub, tmp_path_factory):
     return root, metrics
 
 
+PAPER_RATES = (0.15, 1.0)  # cells of the finetune paper's paper-protocol table given a fabricated result
+
+
+def _fabricate_paper_rows(root: Path, template: dict) -> None:
+    """Stand-ins for finished paper-protocol runs (CUB-200, ResNet-50): no GPU or CUB here, and the report's job
+    is to put whatever metrics.json says beside the published numbers. Test accuracy 60.00 and 70.00 (2 seeds)."""
+    cells = PAPERS.get(PAPER).table(TABLE, "paper").cells(seeds=[0, 1], paper=PAPER)
+    for cell in cells:
+        if cell.params["method"] != "finetune" or cell.params["sample_rate"] not in PAPER_RATES:
+            continue
+        cfg = cell.config()
+        value = 60.0 + 10.0 * cfg.seed
+        result = {
+            **template,
+            "run_id": cfg.run_id(),
+            "config": cfg.to_flat(),
+            "config_hash": cfg.config_hash(),
+        }
+        result["metrics"] = {**template["metrics"], "test_at_best_val": value, "test_last": value}
+        atomic_write_json(run_dir(cfg, root) / "metrics.json", result)
+
+
 @pytest.fixture(scope="module")
 def report(finished, tmp_path_factory):
     """The report built once: (html path, html text, output dir)."""
@@ -224,3 +246,31 @@ def test_report_all_builds_every_paper_and_the_index(tmp_path, monkeypatch, caps
 
     assert cli.main(["report", "--results", str(tmp_path / "r")]) == 2  # a paper name or --all is needed
     assert "name a paper or pass --all" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def paper_report(finished, tmp_path_factory):
+    """A report of a results tree holding only (fabricated) paper-protocol runs."""
+    _, metrics = finished
+    root, out = tmp_path_factory.mktemp("paper-results"), tmp_path_factory.mktemp("paper-reports")
+    _fabricate_paper_rows(root, metrics["finetune"][0])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        return publish.build_report(PAPER, root, out).read_text()
+
+
+def test_paper_protocol_rows_stand_beside_the_published_and_peer_numbers(paper_report):
+    text = paper_report
+    page = parse(text)
+    tables = [(header, rows) for _, header, rows in page.tables if "paper" in header]
+    assert len(tables) == 1, "exactly one table (the paper protocol's) carries published columns"
+    header, rows = tables[0]
+    col = {name: i for i, name in enumerate(header)}
+    by_rate = {row[col["sample_rate"]]: row for row in rows}
+    low = by_rate["0.15"]
+    assert low[col["paper"]] == "not transcribed"  # no paper number for CUB fine-tuning: said, never invented
+    assert low[col["peer: TLlib (README)"]] == "51.20"  # TLlib README, CUB-200 ERM at 15 %
+    assert low[col["peer: TLlib (2021 docs)"]] == "46.70"
+    assert low[col["ours − TLlib (README)"]] == "+13.80"  # ours: mean of 60 and 70 = 65.00
+    assert by_rate["1.00"][col["peer: TLlib (README)"]] == "81.80"
+    assert "selects the best epoch" in text and "on the test" in text  # the peer protocol is labelled
