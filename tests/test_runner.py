@@ -524,3 +524,30 @@ def test_every_paper_notebook_has_the_full_parameters_cell(paper):
         )
     cfg = RunConfig.from_namespace(namespace)
     assert cfg.paper == paper
+
+
+def test_local_executor_gives_each_running_cell_its_own_gpu(test_paper, tmp_path, monkeypatch):
+    """GPU tokens: every cell sees exactly one GPU in CUDA_VISIBLE_DEVICES, two running cells never share one,
+    and --jobs is capped at the number of GPUs (no real GPU needed: the ids and the cell are stand-ins)."""
+    import threading
+
+    monkeypatch.setattr(runner, "_gpu_ids", lambda: ["0", "1"])
+    lock, running, seen, peak = threading.Lock(), set(), [], [0]
+
+    def fake_cell(planned, notebook, env):
+        gpu = env["CUDA_VISIBLE_DEVICES"]
+        with lock:
+            assert gpu not in running, f"GPU {gpu} handed to two running cells"
+            running.add(gpu)
+            seen.append(gpu)
+            peak[0] = max(peak[0], len(running))
+        time.sleep(0.2)
+        with lock:
+            running.discard(gpu)
+        return planned, "done"
+
+    monkeypatch.setattr(runner, "_run_cell", fake_cell)
+    todo = runner.plan(PAPER, "grid", "mini", seeds=[0, 1, 2], root=tmp_path)
+    counts = runner.run_local(todo, tmp_path / "nb.ipynb", jobs=8, progress=None)
+    assert counts == {"done": len(todo), "failed": 0}
+    assert sorted(set(seen)) == ["0", "1"] and peak[0] == 2  # capped at 2 concurrent cells, one GPU each
