@@ -144,7 +144,10 @@ class RunConfig:
                 TRANSFORMS.check(self.data.preset)
         except RegistryError as err:
             raise ConfigError(str(err)) from None
-        method_config(self.method, self.method_params)  # raises on unknown or ill-typed keys
+        # Every method hyper-parameter explicit (defaults filled in): the record says what ran, and {} and the
+        # spelled-out defaults are the same experiment with the same hash. Raises on unknown or ill-typed keys.
+        full = dataclasses.asdict(method_config(self.method, self.method_params))
+        object.__setattr__(self, "method_params", full)
 
     # ----------------------------------------------------------------------------------------------- flat form
     def to_flat(self) -> dict[str, Any]:

@@ -41,8 +41,11 @@ def setup_runtime(cfg: RunConfig) -> torch.device:
 class PrepareData:
     """What ``Method.prepare`` may look at: deterministic (test-transform) passes over train and val, never test."""
 
-    def __init__(self, source, splits: SplitIndices, preset, cfg: RunConfig, device):
+    def __init__(
+        self, source, splits: SplitIndices, preset, cfg: RunConfig, device, out_dir: Path | None = None
+    ):
         self.source, self.splits, self.preset, self.cfg, self.device = source, splits, preset, cfg, device
+        self.out_dir = out_dir  # where a method may cache what it prepared (saved with the run)
 
     def _batches(self, indices):
         d = self.cfg.data
@@ -87,6 +90,6 @@ def train(cfg: RunConfig, out: Path) -> tuple[Method, Result]:
     method = METHODS.get(cfg.method).build(cfg, source.num_classes)
     method.to(device)
     method.eval()
-    method.prepare(PrepareData(source, splits, preset, cfg, device))
+    method.prepare(PrepareData(source, splits, preset, cfg, device, out))
     torch.manual_seed(derive_seed(cfg.seed, 8))  # anything random inside training (dropout, noisy gates)
     return method, fit(method, source, splits, preset, cfg, out)

@@ -71,9 +71,10 @@ class TensorImages(Dataset):
                 f"TensorImages expects uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}"
             )
         self.images = images
-        self.targets = torch.as_tensor(
-            np.array(targets, dtype=np.int64)
-        )  # a copy: the source may be read-only
+        if torch.is_tensor(targets):
+            self.targets = targets.to(torch.int64).clone()
+        else:  # a copy: the numpy source may be read-only (np.frombuffer), which torch warns about
+            self.targets = torch.from_numpy(np.array(targets, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.targets)

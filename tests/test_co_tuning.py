@@ -1,0 +1,160 @@
+"""Golden checks of Co-Tuning's pieces against the official code's outputs (``../shared/anchors``, README §1).
+
+Skipped cleanly where the anchors folder is absent (a user's machine). Tolerances are the anchors README's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transferlab.methods.co_tuning import (
+    C_GRID,
+    T_CAL,
+    calibrate,
+    direct_relationship,
+    reverse_relationship,
+    soft_label_loss,
+)
+
+ANCHORS = Path(
+    os.environ.get("TRANSFERLAB_ANCHORS", Path(__file__).resolve().parents[2] / "shared" / "anchors")
+)
+
+
+def anchor(name: str) -> dict:
+    path = ANCHORS / f"{name}.npz"
+    if not path.exists():
+        pytest.skip(f"golden outputs not available ({path}); set TRANSFERLAB_ANCHORS")
+    with np.load(path, allow_pickle=False) as d:
+        return {k: d[k] for k in d.files}
+
+
+def test_golden_soft_label_loss_value_and_gradients():
+    a = anchor("co_tuning_loss")
+    logits = torch.tensor(a["logits"], requires_grad=True)
+    target = torch.tensor(a["target"], requires_grad=True)
+    loss = soft_label_loss(logits, target)
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), a["loss"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(logits.grad.numpy(), a["grad_logits"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(target.grad.numpy(), a["grad_target"], rtol=1e-10, atol=1e-12)
+
+
+def test_golden_direct_relationship_official_and_tllib_variants():
+    a = anchor("co_tuning_direct")
+    both = np.concatenate([a["train_logits"], a["val_logits"]])
+    labels = np.concatenate([a["train_labels"], a["val_labels"]])
+    official = direct_relationship(both, labels, temperature=float(a["temperature"]))
+    tllib = direct_relationship(a["train_logits"], a["train_labels"], temperature=1.0)
+    np.testing.assert_allclose(official, a["R_official_direct"], rtol=1e-12, atol=1e-14, equal_nan=True)
+    np.testing.assert_allclose(tllib, a["R_tllib_direct"], rtol=1e-12, atol=1e-14, equal_nan=True)
+    assert float(a["temperature"]) == T_CAL
+
+
+@pytest.mark.parametrize("case", ["a", "b", "c"])
+def test_golden_calibration_scale_and_lbfgs_trajectory(case):
+    a = anchor("co_tuning_calibrate")
+    scale, log = calibrate(a[f"{case}_logits"], a[f"{case}_labels"], return_log=True)
+    np.testing.assert_allclose(scale, a[f"{case}_scale"], rtol=1e-6)
+    assert len(log) == int(a[f"{case}_n_step_calls"])  # the early-stop rule (case c: all 20 calls)
+    np.testing.assert_allclose(log, a[f"{case}_lbfgs_log"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["a", "b"])
+def test_golden_reverse_relationship_on_the_planted_datasets(case):
+    a = anchor("co_tuning_relationship")
+    out = reverse_relationship(
+        a[f"{case}_train_logits"], a[f"{case}_train_labels"], a[f"{case}_val_logits"], a[f"{case}_val_labels"]
+    )
+    np.testing.assert_array_equal(np.array(C_GRID), a[f"{case}_C_grid"])
+    np.testing.assert_array_equal(out["val_acc"], a[f"{case}_val_acc"])
+    assert out["chosen_index"] == int(a[f"{case}_chosen_index"])
+    np.testing.assert_allclose(out["coef"], a[f"{case}_coef"], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(out["scale"], a[f"{case}_scale"], rtol=1e-6)
+    np.testing.assert_allclose(out["source_marginal"], a[f"{case}_source_marginal"], rtol=1e-10)
+    np.testing.assert_allclose(
+        out["p_target_given_source"], a[f"{case}_p_target_given_source"], rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(out["R"], a[f"{case}_R"], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(out["R"].sum(1), 1.0, rtol=1e-12)
+    if case == "a":  # the known answer on the planted structure
+        assert out["R"].argmax(1).tolist() == [3, 9, 13, 16]
+
+
+def test_relationship_rows_are_distributions_and_binary_targets_work():
+    rng = np.random.default_rng(0)
+    train, val = rng.normal(size=(40, 6)), rng.normal(size=(20, 6))
+    ytr, yva = np.arange(40) % 2, np.arange(20) % 2
+    train[ytr == 1, :3] += 2.0
+    val[yva == 1, :3] += 2.0
+    out = reverse_relationship(train, ytr, val, yva)
+    assert out["R"].shape == (2, 6) and np.allclose(out["R"].sum(1), 1.0)
+    assert out["R"][1, :3].sum() > out["R"][0, :3].sum()  # class 1 relates to the lifted source classes
+
+
+# ---------------------------------------------------------------------------------------------- the method
+import transferlab as tl  # noqa: E402
+from transferlab.config import ConfigError  # noqa: E402
+from transferlab.methods import co_tuning as co_tuning_module  # noqa: E402
+
+
+def _co_tuning(tiny_config, tiny_hub, **params):
+    return tiny_config(
+        method="co_tuning", pretrained=f"mini:{tiny_hub}", head_lr_mult=10.0, method_params=params
+    )
+
+
+def test_co_tuning_trains_both_heads_and_saves_its_relationship(tiny_config, tiny_hub, tmp_path):
+    cfg = _co_tuning(tiny_config, tiny_hub)
+    result = tl.run(cfg, out_dir=tmp_path)
+    info = result.extra["co_tuning"]
+    assert info["relationship"] == "reverse" and info["chosen_C"] in co_tuning_module.C_GRID
+    assert {"train_ce", "train_co_tuning", "train_loss"} <= set(result.history[-1])
+    with np.load(tmp_path / co_tuning_module.RELATIONSHIP_FILE) as saved:
+        r = saved["R"]
+    assert r.shape == (4, 10) and np.allclose(r.sum(1), 1.0)  # 4 tiny classes × the 10-way digits source head
+
+
+def test_the_relationship_is_reused_only_when_it_was_made_by_the_same_inputs(
+    tiny_config, tiny_hub, tmp_path, monkeypatch
+):
+    from transferlab import data as tl_data
+    from transferlab.data.splits import make_splits
+    from transferlab.experiment import PrepareData
+    from transferlab.methods import METHODS
+
+    cfg = _co_tuning(tiny_config, tiny_hub, relationship="direct")
+    source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
+    splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
+    preset = tl_data.TRANSFORMS.get(source.preset)
+
+    def prepared(cfg, splits):
+        method = METHODS.get("co_tuning").build(cfg, source.num_classes).eval()
+        method.prepare(PrepareData(source, splits, preset, cfg, "cpu", tmp_path))
+        return method
+
+    first = prepared(cfg, splits).relationship.clone()
+    calls = []
+    real = co_tuning_module.direct_relationship
+    monkeypatch.setattr(
+        co_tuning_module, "direct_relationship", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    assert torch.equal(prepared(cfg, splits).relationship, first) and not calls  # same inputs: reused
+    other = make_splits(source.train.targets, len(source.test), cfg.data, seed=cfg.seed + 1)
+    prepared(cfg, other)
+    assert calls  # other training images: recomputed, never the stale file
+
+
+def test_co_tuning_parameters_and_weights_are_checked_before_training(tiny_config, tiny_hub):
+    with pytest.raises(ConfigError, match="reverse or direct"):
+        _co_tuning(tiny_config, tiny_hub, relationship="bayes")
+    with pytest.raises(ConfigError, match="trade_off"):
+        _co_tuning(tiny_config, tiny_hub, trade_off=-1)
+    with pytest.raises(ValueError, match="source head"):
+        from transferlab.methods import METHODS
+
+        METHODS.get("co_tuning").build(tiny_config(method="co_tuning", pretrained="none"), 4)
