@@ -17,7 +17,8 @@ import pandas as pd
 
 from transferlab.results import RESULTS_DIR, Result, load_results, read_json
 
-CELL_KEYS = ["table", "protocol", "dataset", "method", "pretrained", "sample_rate", "shots"]
+# A table cell: runs that share these are seeds of one experiment ("variant" = method + its varying parameters).
+CELL_KEYS = ["table", "protocol", "dataset", "method", "variant", "pretrained", "sample_rate", "shots"]
 METRICS = {"test_at_best_val": "test @ best val", "test_last": "test @ last step", "best_val": "best val"}
 
 
@@ -34,7 +35,7 @@ def summarize(df: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     for m in METRICS:
         agg[f"{m}_mean"] = (m, "mean")
         agg[f"{m}_std"] = (m, "std")
-    agg["n"] = ("seed", "nunique")
+    agg["n"] = ("seed", "count")  # runs, not distinct seeds: a duplicated cell must show, not hide
     agg["seeds"] = ("seed", lambda s: ",".join(str(v) for v in sorted(s)))
     agg["train_time_s"] = ("cost_train_time_s", "mean")
     return df.groupby(keys, dropna=False).agg(**agg).reset_index()
@@ -51,10 +52,9 @@ def display_table(summary: pd.DataFrame, protocol: str) -> pd.DataFrame:
     """The human-readable table: mean ± std (n) per metric; mini numbers labelled as such in the header."""
     if summary.empty:
         return summary
-    varying = [
-        c for c in CELL_KEYS if c in summary and (c == "method" or summary[c].nunique(dropna=False) > 1)
-    ]
-    out = summary[varying].copy()
+    keys = [c for c in CELL_KEYS if c != "method"]  # "variant" is shown under the name "method"
+    varying = [c for c in keys if c in summary and (c == "variant" or summary[c].nunique(dropna=False) > 1)]
+    out = summary[varying].copy().rename(columns={"variant": "method"})
     for m, title in METRICS.items():
         out[title] = [
             mean_std(a, b, n) for a, b, n in zip(summary[f"{m}_mean"], summary[f"{m}_std"], summary["n"])
@@ -66,10 +66,10 @@ def display_table(summary: pd.DataFrame, protocol: str) -> pd.DataFrame:
 def curves(df: pd.DataFrame) -> pd.DataFrame:
     """Long-form learning curves (one row per run and evaluation) from the runs' metrics.json histories."""
     rows = []
-    for run_dir in df.get("run_dir", []):
-        r = Result.from_json(read_json(Path(run_dir) / "metrics.json"))
+    for _, run in df.iterrows():
+        r = Result.from_json(read_json(Path(run["run_dir"]) / "metrics.json"))
         for h in r.history:
-            rows.append({**{k: r.config.get(k) for k in CELL_KEYS + ["seed"]}, **h})
+            rows.append({**{k: run.get(k) for k in CELL_KEYS + ["seed"]}, **h})
     return pd.DataFrame(rows)
 
 
@@ -84,7 +84,7 @@ def plot_curves(results_or_df, hue: str | None = None, col: str | None = None):
     else:
         long = pd.DataFrame(
             [
-                {**{k: r.config.get(k) for k in CELL_KEYS + ["seed"]}, **h}
+                {**{k: r.config.get(k) for k in CELL_KEYS + ["seed"]}, "variant": r.config.get("method"), **h}
                 for r in results_or_df
                 for h in r.history
             ]
@@ -93,17 +93,18 @@ def plot_curves(results_or_df, hue: str | None = None, col: str | None = None):
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.text(0.5, 0.5, "no validation curve to plot", ha="center")
         return fig
-    varies = [k for k in ("method", "pretrained", "sample_rate", "shots", "dataset") if long[k].nunique() > 1]
-    hue = hue or ("method" if "method" in varies or "pretrained" not in varies else "pretrained")
+    varies = [
+        k for k in ("variant", "pretrained", "sample_rate", "shots", "dataset") if long[k].nunique() > 1
+    ]
+    hue = hue or ("variant" if "variant" in varies or "pretrained" not in varies else "pretrained")
     col = col or next((k for k in ("sample_rate", "shots", "dataset") if k in varies and k != hue), None)
-    grid = sns.relplot(
-        data=long, x="step", y="val_top1", hue=hue, col=col, kind="line", errorbar="sd", height=3, aspect=1.3
-    )
+    grid = sns.relplot(data=long, x="step", y="val_top1", hue=hue, hue_order=sorted(long[hue].unique()), col=col,
+                       kind="line", errorbar="sd", height=3, aspect=1.3)  # fmt: skip
     grid.set_axis_labels("step", "validation top-1 (%)")
     return grid.figure
 
 
-def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "method"):
+def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "variant"):
     """Test accuracy at the best-validation step against the axis the table varies (sample rate, shots, source
     model or dataset), one colour per method, mean ± std with the seeds as points (seaborn). Returns the figure."""
     import matplotlib.pyplot as plt
@@ -118,16 +119,33 @@ def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "method"):
     ]
     x = x or (varying[0] if varying else "method")
     col = "dataset" if "dataset" in varying and x != "dataset" else None
+    order = sorted(df[hue].unique())  # the same colour for a method in every figure
     dodge = 0.3 if df[hue].nunique() > 1 else False  # seaborn divides by (levels - 1) when dodging one level
     panels = sorted(df[col].unique()) if col else [None]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         data = df if panel is None else df[df[col] == panel]
         sns.pointplot(
-            data=data, x=x, y="test_at_best_val", hue=hue, errorbar="sd", dodge=dodge, capsize=0.1, ax=ax
+            data=data,
+            x=x,
+            y="test_at_best_val",
+            hue=hue,
+            hue_order=order,
+            errorbar="sd",
+            dodge=dodge,
+            capsize=0.1,
+            ax=ax,
         )
         sns.stripplot(
-            data=data, x=x, y="test_at_best_val", hue=hue, dodge=bool(dodge), alpha=0.4, legend=False, ax=ax
+            data=data,
+            x=x,
+            y="test_at_best_val",
+            hue=hue,
+            hue_order=order,
+            dodge=bool(dodge),
+            alpha=0.4,
+            legend=False,
+            ax=ax,
         )
         ax.set_ylabel("test top-1 at best val (%)")
         ax.set_xlabel(x.replace("_", " "))
@@ -149,20 +167,28 @@ def paired_gap(df: pd.DataFrame, method: str, baseline: str, keys: list[str] | N
     keys = [k for k in (keys or ["table", "dataset", "sample_rate", "shots"]) if k in df.columns]
     rng = np.random.default_rng(seed)
     rows = []
+    variant = "variant" if "variant" in df.columns else "method"
     for cell, group in df.groupby(keys, dropna=False):
-        a = group[group.method == method].set_index("seed")["test_at_best_val"]
         b = group[group.method == baseline].set_index("seed")["test_at_best_val"]
-        common = a.index.intersection(b.index)
-        if len(common) == 0:
+        if not b.index.is_unique:  # several baseline runs per seed (other sources or variants): no pairing
             continue
-        diff = (a[common] - b[common]).to_numpy()
-        if len(diff) >= 2:
-            boots = rng.choice(diff, size=(n_boot, len(diff))).mean(1)
-            lo, hi = np.percentile(boots, [2.5, 97.5])
-        else:  # one pair has no spread to resample: no interval, no claim
-            lo = hi = np.nan
-        rows.append({**dict(zip(keys, cell if isinstance(cell, tuple) else (cell,))), "method": method,
+        for name, runs in group[group.method == method].groupby(variant):
+            a = runs.set_index("seed")["test_at_best_val"]
+            common = a.index.intersection(b.index)
+            if len(common) == 0 or not a.index.is_unique:
+                continue
+            diff = (a[common] - b[common]).to_numpy()
+            if len(diff) >= 2:
+                boots = rng.choice(diff, size=(n_boot, len(diff))).mean(1)
+                lo, hi = np.percentile(boots, [2.5, 97.5])
+            else:  # one pair has no spread to resample: no interval, no claim
+                lo = hi = np.nan
+            rows.append(_gap_row(keys, cell, name, baseline, diff, lo, hi))
+    return pd.DataFrame(rows)
+
+
+def _gap_row(keys, cell, method, baseline, diff, lo, hi) -> dict:
+    return {**dict(zip(keys, cell if isinstance(cell, tuple) else (cell,))), "method": method,
                      "baseline": baseline, "mean_gap": diff.mean(), "ci95_low": lo, "ci95_high": hi,
                      "n_pairs": len(diff),
-                     "significant": None if len(diff) < 2 else bool(lo > 0 or hi < 0)})  # fmt: skip
-    return pd.DataFrame(rows)
+                     "significant": None if len(diff) < 2 else bool(lo > 0 or hi < 0)}  # fmt: skip

@@ -166,9 +166,29 @@ def load_results(root: Path | str = RESULTS_DIR, paper: str | None = None, proto
     for path in sorted(base.glob(pattern)):
         r = Result.from_json(read_json(path))
         row = {**r.config, "run_id": r.run_id, "config_hash": r.config_hash, "run_dir": str(path.parent)}
+        row["method_params"] = json.dumps(r.config.get("method_params", {}), sort_keys=True)
         row.update({k: v for k, v in r.metrics.items() if not isinstance(v, list | dict)})
         row.update({f"cost_{k}": v for k, v in r.cost.items() if not isinstance(v, list | dict)})
         row["git_sha"] = r.provenance.get("git_sha")
         row["device_name"] = r.provenance.get("device")
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["variant"] = method_variants(df)
+    return df
+
+
+def method_variants(df) -> list[str]:
+    """The method's name, plus the method parameters that differ between its runs (``co_tuning (relationship=
+    direct)``): runs of different variants are different experiments and must never be averaged together."""
+    params = [json.loads(p) for p in df["method_params"]]
+    varying: dict[str, list[str]] = {}
+    for method in set(df["method"]):
+        rows = [p for p, m in zip(params, df["method"]) if m == method]
+        keys = sorted({k for p in rows for k in p})
+        varying[method] = [k for k in keys if len({json.dumps(p.get(k)) for p in rows}) > 1]
+    out = []
+    for p, m in zip(params, df["method"]):
+        shown = ", ".join(f"{k}={p.get(k)}" for k in varying[m])
+        out.append(f"{m} ({shown})" if shown else m)
+    return out

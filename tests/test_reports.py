@@ -1,0 +1,51 @@
+"""Report aggregation: runs of different method variants are never averaged together; n counts runs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from transferlab import reports
+from transferlab.results import method_variants
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for rel, base in (("reverse", 70.0), ("direct", 80.0)):
+        for seed in range(3):
+            params = {"relationship": rel, "trade_off": 2.3}
+            rows.append({"table": "t", "protocol": "mini", "dataset": "d", "method": "co_tuning", "pretrained": "p",
+                         "sample_rate": 0.1, "shots": 0, "seed": seed, "method_params": json.dumps(params),
+                         "test_at_best_val": base + seed, "test_last": base, "best_val": base,
+                         "cost_train_time_s": 1.0})  # fmt: skip
+    for seed in range(3):
+        rows.append(
+            {**rows[0], "method": "finetune", "method_params": "{}", "seed": seed, "test_at_best_val": 60.0}
+        )
+    df = pd.DataFrame(rows)
+    df["variant"] = method_variants(df)
+    return df
+
+
+def test_variants_name_only_the_parameters_that_differ():
+    assert sorted(set(_runs().variant)) == [
+        "co_tuning (relationship=direct)",
+        "co_tuning (relationship=reverse)",
+        "finetune",
+    ]
+
+
+def test_summary_keeps_variants_apart_and_counts_runs():
+    s = reports.summarize(_runs()).set_index("variant")
+    assert s.loc["co_tuning (relationship=reverse)", "test_at_best_val_mean"] == 71.0
+    assert s.loc["co_tuning (relationship=direct)", "test_at_best_val_mean"] == 81.0
+    assert (s["n"] == 3).all()
+    shown = reports.display_table(reports.summarize(_runs()), "mini")
+    assert "co_tuning (relationship=direct)" in set(shown["method"])
+
+
+def test_paired_gap_is_per_variant():
+    gaps = reports.paired_gap(_runs(), "co_tuning", "finetune").set_index("method")
+    assert gaps.loc["co_tuning (relationship=reverse)", "mean_gap"] == 11.0
+    assert gaps.loc["co_tuning (relationship=direct)", "mean_gap"] == 21.0
+    assert gaps["significant"].all()
