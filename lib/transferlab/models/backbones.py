@@ -15,7 +15,6 @@ Registered backbones build an *untrained* network; pre-trained weights are loade
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
@@ -93,6 +92,3 @@ class Backbone(nn.Module):
     def body_parameters(self) -> list[nn.Parameter]:
         """Everything but the heads: the pre-trained feature extractor."""
         return [p for m in (self.stem, self.stages) for p in m.parameters()]
-
-    def clone(self) -> Backbone:
-        return copy.deepcopy(self)
