@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from transferlab.results import atomic_write_bytes
-from transferlab.runner import REPO, notebook_ipynb
+from transferlab.runner import REPO, notebook_ipynb, pythonpath_with_lib
 
 
 def build_report(paper: str, results_dir: str | Path = "results", out_dir: str | Path = "reports") -> Path:
@@ -24,8 +24,7 @@ def build_report(paper: str, results_dir: str | Path = "results", out_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     source = notebook_ipynb("report", out / ".notebooks")
     executed = out / f"{paper}.ipynb"
-    lib = str(REPO / "lib")  # the kernel inherits this process's environment
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [lib, os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = pythonpath_with_lib(os.environ.get("PYTHONPATH"))  # the kernel inherits it
     params = {
         "paper": paper,
         "results_dir": str(Path(results_dir).resolve()),

@@ -107,6 +107,14 @@ def _hash_of(metrics: Path) -> str | None:
         return None  # unreadable: treat as not finished (it will be re-run and rewritten atomically)
 
 
+def pythonpath_with_lib(pythonpath: str | None) -> str:
+    """``PYTHONPATH`` with the checkout's ``lib`` first (once): what every papermill kernel and task needs to
+    import this checkout's ``transferlab`` (kernels inherit their parent's environment)."""
+    lib = str(REPO / "lib")
+    rest = [p for p in (pythonpath or "").split(os.pathsep) if p and p != lib]
+    return os.pathsep.join([lib, *rest])
+
+
 def notebook_ipynb(name: str, work_dir: Path) -> Path:
     """The jupytext notebook ``notebooks/<name>.py`` converted to .ipynb (papermill's input)."""
     import jupytext
@@ -186,9 +194,7 @@ def run_local(todo: list[Planned], notebook: Path, jobs: int, progress=None) -> 
         token = tokens.get()
         try:
             env = {**os.environ, "TRANSFERLAB_PROGRESS": "text", "TRANSFERLAB_THREADS": str(threads)}
-            env["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [str(REPO / "lib"), os.environ.get("PYTHONPATH")])
-            )
+            env["PYTHONPATH"] = pythonpath_with_lib(os.environ.get("PYTHONPATH"))
             env["CUDA_VISIBLE_DEVICES"] = token if token is not None else ""
             return _run_cell(p, notebook, env)
         finally:

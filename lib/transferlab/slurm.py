@@ -56,6 +56,7 @@ import submitit
 
 from transferlab.config import ConfigError
 from transferlab.results import atomic_write_json
+from transferlab.runner import pythonpath_with_lib
 
 CLUSTER_ENV = "TRANSFERLAB_SUBMITIT_CLUSTER"
 DEFAULT_TIME_MIN = 360
@@ -126,20 +127,11 @@ def make_executor(folder: Path, jobs: int, name: str) -> submitit.AutoExecutor:
     return executor
 
 
-def _with_lib(pythonpath: str | None) -> str:
-    """``PYTHONPATH`` with the checkout's ``lib`` first (once)."""
-    from transferlab.runner import REPO
-
-    lib = str(REPO / "lib")
-    rest = [p for p in (pythonpath or "").split(os.pathsep) if p and p != lib]
-    return os.pathsep.join([lib, *rest])
-
-
 def cell_env(threads: int | None = None) -> dict[str, str]:
     """The environment of a cell's papermill process inside a task: run_local's conventions, the task's CPUs."""
     env = dict(os.environ)
     env["TRANSFERLAB_PROGRESS"] = "text"
-    env["PYTHONPATH"] = _with_lib(os.environ.get("PYTHONPATH"))
+    env["PYTHONPATH"] = pythonpath_with_lib(os.environ.get("PYTHONPATH"))
     if threads is None:  # on a cluster: the CPUs SLURM gave this task
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or len(os.sched_getaffinity(0)) or 1)
     env["TRANSFERLAB_THREADS"] = str(max(1, threads))
@@ -161,7 +153,7 @@ def _submission_env():
     """Tasks inherit the submitting environment (sbatch --export=ALL, local Popen): make ``lib`` importable there,
     and drop the SLURM_* variables of an enclosing allocation (submitit's ``clean_env``)."""
     before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = _with_lib(before)
+    os.environ["PYTHONPATH"] = pythonpath_with_lib(before)
     try:
         with submitit.helpers.clean_env():
             yield
