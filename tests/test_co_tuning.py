@@ -5,12 +5,10 @@ Skipped cleanly where the anchors folder is absent (a user's machine). Tolerance
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from golden import anchor
 from transferlab.methods.co_tuning import (
     C_GRID,
     T_CAL,
@@ -19,18 +17,6 @@ from transferlab.methods.co_tuning import (
     reverse_relationship,
     soft_label_loss,
 )
-
-ANCHORS = Path(
-    os.environ.get("TRANSFERLAB_ANCHORS", Path(__file__).resolve().parents[2] / "shared" / "anchors")
-)
-
-
-def anchor(name: str) -> dict:
-    path = ANCHORS / f"{name}.npz"
-    if not path.exists():
-        pytest.skip(f"golden outputs not available ({path}); set TRANSFERLAB_ANCHORS")
-    with np.load(path, allow_pickle=False) as d:
-        return {k: d[k] for k in d.files}
 
 
 def test_golden_soft_label_loss_value_and_gradients():
