@@ -19,19 +19,20 @@
 #
 # Status and known deviations:
 #
-# - Co-Tuning is implemented (`lib/transferlab/methods/co_tuning.py`): both relationship approaches, golden-checked
-#   against the official code. The L2-SP / DELTA / BSS / LwF baselines are not implemented yet (their table cells
-#   are listed as *missing*). The NLP variant (CoNLL-2003 NER) is not implemented.
-# - `method_params` takes Co-Tuning's own settings, e.g. `{"relationship": "direct", "trade_off": 2.3}`.
+# - Co-Tuning (`lib/transferlab/methods/co_tuning.py`, both relationship approaches) and the baselines L2-SP, DELTA,
+#   BSS and LwF (`methods/l2sp.py`, `delta.py`, `bss.py`, `lwf.py`) are implemented and golden-checked against the
+#   official code and TLlib. The NLP variant (CoNLL-2003 NER) is not implemented.
+# - `method_params` takes the method's own settings, e.g. `{"relationship": "direct", "trade_off": 2.3}` for
+#   co_tuning or `{"t_squared": False, "train_source_head": False}` for TLlib's exact LwF.
 # - Mini-protocol numbers come from embedded CPU-scale data and are never comparable to published numbers.
 
 # %% tags=["parameters"]
 paper: str = "co_tuning"  # paper (transferlab.papers) whose table this run belongs to
 table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
 protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
-method: str = "co_tuning"  # registered method: co_tuning | finetune | scratch (transferlab.methods.METHODS)
+method: str = "co_tuning"  # co_tuning | finetune | l2sp | delta | bss | lwf | scratch (transferlab.methods)
 backbone: str = "mini_resnet"  # backbone: mini_resnet | resnet18 | resnet34 | resnet50 | cifar_resnet32
-pretrained: str = "mini:fmnist_full"  # "none", a torchvision enum (IMAGENET1K_V1) or "mini:<hub model>"
+pretrained: str = "mini:fmnist_full"  # "none", IMAGENET1K_V1, moco_v2_800ep (MoCo) or "mini:<hub model>"
 seed: int = 0  # seeds data sampling, initialisation and augmentation
 precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
 device: str = "auto"  # auto | cpu | cuda | cuda:N (run-time only)

@@ -136,7 +136,7 @@ def test_the_relationship_is_reused_only_when_it_was_made_by_the_same_inputs(
 
 
 def test_co_tuning_parameters_and_weights_are_checked_before_training(tiny_config, tiny_hub):
-    with pytest.raises(ConfigError, match="reverse or direct"):
+    with pytest.raises(ConfigError, match="reverse, direct or file"):
         _co_tuning(tiny_config, tiny_hub, relationship="bayes")
     with pytest.raises(ConfigError, match="trade_off"):
         _co_tuning(tiny_config, tiny_hub, trade_off=-1)
@@ -144,3 +144,47 @@ def test_co_tuning_parameters_and_weights_are_checked_before_training(tiny_confi
         from transferlab.methods import METHODS
 
         METHODS.get("co_tuning").build(tiny_config(method="co_tuning", pretrained="none"), 4)
+
+
+def test_bad_relationships_labels_and_validation_splits_are_clear_errors(tiny_config, tiny_hub, tmp_path):
+    from transferlab.methods.co_tuning import check_relationship, check_validation
+
+    with pytest.raises(ValueError, match=r"shape \(3, 10\).*\[4, 10\]"):
+        check_relationship(np.full((3, 10), 0.1), 4, 10)
+    nan_row = np.full((4, 10), 0.1)
+    nan_row[2] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[2\]"):
+        check_relationship(nan_row, 4, 10)
+    with pytest.raises(ValueError, match="too few to choose C"):
+        check_validation(np.array([0, 0, 1]), 4)
+    check_validation(np.array([0, 1, 2, 2]), 4)
+    with pytest.raises(ConfigError, match="relationship_file"):
+        _co_tuning(tiny_config, tiny_hub, relationship="file")
+    # a relationship of the wrong shape given as a file fails in prepare(), before any training step
+    bad = tmp_path / "r.npy"
+    np.save(bad, np.full((4, 7), 1 / 7))
+    cfg = _co_tuning(tiny_config, tiny_hub, relationship="file", relationship_file=str(bad))
+    with pytest.raises(ValueError, match=r"shape \(4, 7\)"):
+        tl.run(cfg, out_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    good = tmp_path / "good.npy"
+    np.save(good, np.full((4, 10), 0.1))
+    result = tl.run(_co_tuning(tiny_config, tiny_hub, relationship="file", relationship_file=str(good)),
+                    out_dir=tmp_path / "run2")  # fmt: skip
+    assert result.extra["co_tuning"]["relationship"].startswith("file")
+
+
+def test_a_target_label_outside_the_head_is_a_clear_error(tiny_config, tiny_hub, tmp_path):
+    from transferlab import data as tl_data
+    from transferlab.data.splits import make_splits
+    from transferlab.experiment import PrepareData
+    from transferlab.methods import METHODS
+
+    cfg = _co_tuning(tiny_config, tiny_hub)
+    source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
+    splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
+    method = METHODS.get("co_tuning").build(cfg, 3).eval()  # a 3-way head for a 4-class dataset
+    with pytest.raises(ValueError, match="outside the 3-way head"):
+        method.prepare(
+            PrepareData(source, splits, tl_data.TRANSFORMS.get(source.preset), cfg, "cpu", tmp_path)
+        )

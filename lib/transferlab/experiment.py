@@ -15,7 +15,7 @@ import torch
 
 from transferlab import data as tl_data
 from transferlab.config import RunConfig
-from transferlab.data.pipeline import derive_seed, eval_batches
+from transferlab.data.pipeline import TrainStream, derive_seed, eval_batches
 from transferlab.data.splits import SplitIndices, make_splits
 from transferlab.methods import METHODS, Method
 from transferlab.results import RESULTS_DIR, Result, atomic_write_json, load_result, read_json
@@ -39,7 +39,8 @@ def setup_runtime(cfg: RunConfig) -> torch.device:
 
 
 class PrepareData:
-    """What ``Method.prepare`` may look at: deterministic (test-transform) passes over train and val, never test."""
+    """What ``Method.prepare`` may look at: train and val (deterministic test-transform passes, or augmented training
+    batches), never test."""
 
     def __init__(
         self, source, splits: SplitIndices, preset, cfg: RunConfig, device, out_dir: Path | None = None
@@ -57,6 +58,15 @@ class PrepareData:
 
     def val(self):
         return self._batches(self.splits.val)
+
+    def train_stream(self, batch_size: int, key: int) -> TrainStream:
+        """Augmented, shuffled training batches as ``fit()`` draws them, seeded by (seed, ``key``): for methods that
+        train something of their own in ``prepare()`` (DELTA's attention classifier)."""
+        d = self.cfg.data
+        seed = derive_seed(self.cfg.seed, key)
+        return TrainStream(
+            self.source.train, self.splits.train, self.preset, batch_size, seed, self.device, d.num_workers
+        )
 
 
 def run(cfg: RunConfig, out_dir: Path | str | None = None, force: bool = False) -> Result:

@@ -49,9 +49,8 @@ class PaperReport:
             display(Markdown(f"Parts of the paper not implemented in transferlab:\n\n{items}"))
 
     def tables(self) -> None:
-        for (name, protocol), table in sorted(
-            self.spec.tables.items(), key=lambda kv: (kv[0][1] != "mini", kv[0])
-        ):
+        # mini tables first (what a demo produced), each protocol in the paper module's order (main table first)
+        for (name, protocol), table in sorted(self.spec.tables.items(), key=lambda kv: kv[0][1] != "mini"):
             self._table(name, protocol, table)
 
     def _table(self, name: str, protocol: str, table) -> None:

@@ -38,6 +38,7 @@ METHODS: Registry[type[Method]] = Registry("method")
 class Method(nn.Module):
     name: ClassVar[str] = "base"
     paper: ClassVar[str] = ""  # the paper (and link) the method comes from
+    uses_source_head: ClassVar[bool] = False  # trains or reads the pre-trained classifier (Co-Tuning, LwF)
 
     @dataclass(frozen=True)
     class Config:
@@ -52,7 +53,9 @@ class Method(nn.Module):
     # ------------------------------------------------------------------------------------------------ building
     @classmethod
     def build(cls, run: RunConfig, num_classes: int) -> Method:
-        backbone = build_backbone(run.backbone, run.pretrained, data_root=run.data.data_root)
+        backbone = build_backbone(
+            run.backbone, run.pretrained, data_root=run.data.data_root, source_head=cls.uses_source_head
+        )
         backbone.reset_head(num_classes, keep_source=run.pretrained != "none")
         return cls(backbone, num_classes, method_config(run.method, run.method_params))
 

@@ -29,8 +29,6 @@ official code's outputs (``tests/test_co_tuning.py``).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from transferlab.config import ConfigError
+from transferlab.methods import prepared
 from transferlab.methods.base import METHODS, Method
 from transferlab.models import Backbone
 
@@ -142,6 +141,35 @@ def reverse_relationship(
     }
 
 
+def check_relationship(r: np.ndarray, num_target: int, num_source: int) -> np.ndarray:
+    """R must be [N_t, N_p] with finite rows that are distributions; otherwise a clear error."""
+    r = np.asarray(r, dtype=np.float64)
+    if r.shape != (num_target, num_source):
+        raise ValueError(
+            f"relationship has shape {r.shape}, but the heads need [target classes, source classes] = "
+            f"[{num_target}, {num_source}]"
+        )
+    bad = np.flatnonzero(~np.isfinite(r).all(1) | (np.abs(r.sum(1) - 1) > 1e-6) | (r < 0).any(1))
+    if len(bad):
+        raise ValueError(
+            f"relationship rows {bad[:10].tolist()} are not probability distributions over the source classes "
+            "(a target class without training images gives a NaN row)"
+        )
+    return r
+
+
+def check_validation(val_labels: np.ndarray, num_classes: int) -> None:
+    """The reverse approach chooses C and calibrates on validation: it needs at least one image per class on
+    average and two classes; fewer cannot tell the C values apart."""
+    seen = len(np.unique(val_labels))
+    if len(val_labels) < num_classes or seen < 2:
+        raise ValueError(
+            f"the validation split has {len(val_labels)} images of {seen} of the {num_classes} classes: too few to "
+            "choose C and calibrate the reverse relationship; raise val_fraction (or the sample rate), or use "
+            "relationship='direct'"
+        )
+
+
 # ------------------------------------------------------------------------------------------------------ method
 RELATIONSHIP_FILE = "relationship.npz"
 
@@ -150,25 +178,29 @@ RELATIONSHIP_FILE = "relationship.npz"
 class CoTuning(Method):
     name = "co_tuning"
     paper = "Co-Tuning for Transfer Learning (NeurIPS 2020)"
+    uses_source_head = True
 
     @dataclass(frozen=True)
     class Config:
         trade_off: float = 2.3  # λ: thuml/CoTuning train.py --trade_off default (also TLlib's)
-        relationship: str = "reverse"  # reverse (the paper's main approach, official default) | direct
+        relationship: str = "reverse"  # reverse (the paper's main approach, official default) | direct | file
         direct_variant: str = (
             "official"  # direct only: official (T_cal, train+val) | tllib (plain softmax, train)
         )
         temperature: float = T_CAL  # source-logit temperature of the official code (reverse, direct/official)
+        relationship_file: str = ""  # relationship=file: a .npy [N_t, N_p] of your own (e.g. from a notebook)
 
         def __post_init__(self) -> None:
-            if self.relationship not in ("reverse", "direct"):
+            if self.relationship not in ("reverse", "direct", "file"):
                 raise ConfigError(
-                    f"relationship={self.relationship!r} is not valid; choose reverse or direct"
+                    f"relationship={self.relationship!r} is not valid; choose reverse, direct or file"
                 )
             if self.direct_variant not in ("official", "tllib"):
                 raise ConfigError(
                     f"direct_variant={self.direct_variant!r} is not valid; choose official or tllib"
                 )
+            if (self.relationship == "file") != bool(self.relationship_file):
+                raise ConfigError("relationship_file is set exactly when relationship='file'")
             if self.trade_off < 0:
                 raise ConfigError(f"trade_off={self.trade_off} must be >= 0")
 
@@ -181,19 +213,30 @@ class CoTuning(Method):
 
     def prepare(self, data) -> None:
         """R = p(y_s | y_t) from the source head on train (and val) images; cached in the run directory."""
-        key = self._key(data)
-        cache = data.out_dir / RELATIONSHIP_FILE if getattr(data, "out_dir", None) else None
-        if cache is not None and cache.exists():
-            with np.load(cache, allow_pickle=False) as saved:
-                if str(saved["key"]) == key:  # produced by exactly these weights, images and settings
-                    self.relationship.copy_(torch.from_numpy(saved["R"]))
-                    self.info = json.loads(str(saved["info"]))
-                    return
-            cache.unlink()  # stale: never silently reused
+        shape = tuple(self.relationship.shape)
+        if self.cfg.relationship == "file":
+            r = check_relationship(np.load(self.cfg.relationship_file, allow_pickle=False), *shape)
+            self.relationship.copy_(torch.from_numpy(r))
+            self.info = {"relationship": f"file {self.cfg.relationship_file}"}
+            return
+        key = prepared.fingerprint(
+            self.backbone, self.cfg, data, skip=("head.",)
+        )  # the new head plays no part
+        saved = prepared.load(data, RELATIONSHIP_FILE, key)
+        if saved is not None:
+            self.relationship.copy_(torch.from_numpy(check_relationship(saved["R"], *shape)))
+            self.info = json.loads(str(saved["info"]))
+            return
         train_z, train_y = self._source_logits(data.train())
         val_z, val_y = self._source_logits(data.val())
+        for labels in (train_y, val_y):
+            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"target labels span {labels.min()}..{labels.max()}, outside the {self.num_classes}-way head"
+                )
         c = self.cfg
         if c.relationship == "reverse":
+            check_validation(val_y, self.num_classes)
             out = reverse_relationship(train_z, train_y, val_z, val_y, temperature=c.temperature)
             r = out["R"]
             self.info = {"relationship": "reverse", "chosen_C": out["chosen_C"], "calibration_scale": out["scale"],
@@ -206,34 +249,18 @@ class CoTuning(Method):
         else:
             r = direct_relationship(train_z, train_y, 1.0)
             self.info = {"relationship": "direct (TLlib: plain softmax, train only)"}
-        if r.shape[0] != self.num_classes or not np.isfinite(r).all():
-            raise ValueError(f"relationship has shape {r.shape} or non-finite rows: every class needs images")
-        self.relationship.copy_(torch.from_numpy(r))
-        if cache is not None:
-            np.savez(cache, R=r, key=key, info=json.dumps(self.info))
+        if r.shape[0] < self.num_classes:  # classes above the largest label seen have no row at all
+            r = np.vstack([r, np.full((self.num_classes - r.shape[0], r.shape[1]), np.nan)])
+        self.relationship.copy_(torch.from_numpy(check_relationship(r, *shape)))
+        prepared.save(data, RELATIONSHIP_FILE, key, R=r, info=json.dumps(self.info))
 
     @torch.no_grad()
     def _source_logits(self, batches) -> tuple[np.ndarray, np.ndarray]:
         zs, ys = [], []
         for x, y in batches:
-            zs.append(self.backbone.source_head(self.backbone.features(x)).double().cpu())
-            ys.append(y.cpu())
-        return torch.cat(zs).numpy(), torch.cat(ys).numpy()
-
-    def _key(self, data) -> str:
-        # What produces R: the pre-trained body and source head (not the new target head), the settings, the images.
-        state = self.backbone.state_dict()
-        source = {
-            k: v.detach().cpu().numpy().tobytes() for k, v in state.items() if not k.startswith("head.")
-        }
-        h = hashlib.sha256()
-        for k in sorted(source):
-            h.update(k.encode())
-            h.update(source[k])
-        h.update(json.dumps(dataclasses.asdict(self.cfg), sort_keys=True).encode())
-        h.update(json.dumps(data.splits.to_json(), sort_keys=True).encode())
-        h.update(data.source.name.encode())
-        return h.hexdigest()
+            zs.append(self.backbone.source_head(self.backbone.features(x)))
+            ys.append(y)
+        return prepared.to_numpy(zs), torch.cat(ys).cpu().numpy()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.backbone.features(x)

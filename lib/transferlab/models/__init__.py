@@ -5,34 +5,62 @@ from transferlab.models.weights import WeightsError
 
 
 def build_backbone(
-    name: str, pretrained: str = "none", weights_dir=None, data_root: str = "data"
+    name: str, pretrained: str = "none", weights_dir=None, data_root: str = "data", source_head: bool = False
 ) -> Backbone:
-    """A registered backbone with weights: "none", a torchvision enum name, or "mini:<hub model>"."""
+    """A registered backbone with weights: "none", a torchvision enum name, a MoCo checkpoint name, or
+    "mini:<hub model>". ``source_head``: the caller uses the pre-trained classifier (Co-Tuning, LwF)."""
     if pretrained.startswith("mini:"):
         from transferlab.models.mini_hub import load_hub_backbone
 
         return load_hub_backbone(pretrained.removeprefix("mini:"), backbone=name, data_root=data_root)
     if pretrained == "none":
         return Backbone(BACKBONES.get(name)(1000), name)
-    from transferlab.models.weights import torchvision_state_dict
+    from transferlab.models.weights import MOCO_MD5, torchvision_state_dict
 
+    if pretrained in MOCO_MD5:
+        return _moco_backbone(name, pretrained, weights_dir, source_head)
     state = torchvision_state_dict(name, pretrained, weights_dir)
     net = BACKBONES.get(name)(state["fc.weight"].shape[0])
     net.load_state_dict(state, strict=True)
     return Backbone(net, name)
 
 
+def _moco_backbone(name: str, pretrained: str, weights_dir, source_head: bool) -> Backbone:
+    """MoCo's ResNet-50 body. MoCo has no classifier; where a method needs one (Co-Tuning's source head, LwF's old
+    task), the supervised ImageNet ``fc`` of ``IMAGENET1K_V1`` is put on top, which is what TLlib's MoCo rows do
+    (its ``utils.get_model`` builds the supervised model, then loads the MoCo body non-strictly, keeping that
+    ``fc``). Otherwise the ``fc`` is a fresh 1000-way layer that no one uses."""
+    from transferlab.models.weights import moco_state_dict, torchvision_state_dict
+
+    if name != "resnet50":
+        raise WeightsError(
+            f"MoCo weights {pretrained!r} are ResNet-50 weights; the run asks for backbone {name!r}"
+        )
+    net = BACKBONES.get(name)(1000)
+    missing, unexpected = net.load_state_dict(moco_state_dict(pretrained, weights_dir), strict=False)
+    if unexpected or set(missing) != {"fc.weight", "fc.bias"}:
+        raise WeightsError(
+            f"MoCo checkpoint does not fit ResNet-50: missing {missing}, unexpected {unexpected}"
+        )
+    if source_head:
+        fc = torchvision_state_dict(name, "IMAGENET1K_V1", weights_dir)
+        net.fc.load_state_dict({"weight": fc["fc.weight"], "bias": fc["fc.bias"]})
+    return Backbone(net, name)
+
+
 def weights_supported(backbone: str, pretrained: str) -> str:
     """ "" if ``pretrained`` can be loaded for ``backbone``, else why not (used to mark table cells as missing)."""
     from transferlab.models.mini_hub import MINI_HUB
-    from transferlab.models.weights import TORCHVISION_WEIGHTS
+    from transferlab.models.weights import MOCO_MD5, TORCHVISION_WEIGHTS
 
     if pretrained == "none" or pretrained.startswith("hub:"):
         return ""  # hub methods build their own models; the hub says what it lacks
     if pretrained.startswith("mini:"):
         name = pretrained.removeprefix("mini:")
         return "" if name in MINI_HUB else f"mini hub model {name!r} does not exist"
-    if pretrained in TORCHVISION_WEIGHTS.get(backbone, {}):
+    if pretrained in TORCHVISION_WEIGHTS.get(backbone, {}) or (
+        pretrained in MOCO_MD5 and backbone == "resnet50"
+    ):
         return ""
     return f"weights {pretrained!r} for {backbone!r} are not supported yet"
 

@@ -29,6 +29,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from transferlab.config import DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
 from transferlab.models.weights import WeightsError, load_checked, sha256_file
@@ -176,7 +178,10 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
         raise WeightsError(
             f"mini hub model {name!r} is a {model.backbone}; the run asks for backbone {backbone!r}"
         )
-    weights, meta = ensure(name, data_root)
+    with torch.random.fork_rng(
+        devices=[]
+    ):  # pre-training on a cold cache must not move the caller's RNG stream
+        weights, meta = ensure(name, data_root)
     state = load_checked(weights, meta["sha256"])
     net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
     net.load_state_dict(state, strict=True)

@@ -8,6 +8,11 @@ therefore explicit here, and "DEFAULT" is refused.
 Lookup order for a weights file: ``weights_dir`` argument, ``$TRANSFERLAB_WEIGHTS_DIR``, torch's hub cache
 (``~/.cache/torch/hub/checkpoints``), then a download into the hub cache when online. Every file is checked against
 the sha256 prefix torchvision embeds in its name and loaded with ``torch.load(weights_only=True)``.
+
+MoCo (He et al., CVPR 2020; https://github.com/facebookresearch/moco, weights CC-BY-NC 4.0) has no torchvision
+enum: ``moco_v1_200ep``, ``moco_v2_200ep`` and ``moco_v2_800ep`` are the official ResNet-50 checkpoints
+(``<name>_pretrain.pth.tar``), checked against the md5 prefixes the MoCo README publishes. Only the query encoder
+is kept (``module.encoder_q.`` stripped); its ``fc`` (the contrastive projection, an MLP in v2) is dropped.
 """
 
 from __future__ import annotations
@@ -64,6 +69,57 @@ def load_checked(path: Path, expected_prefix: str | None) -> dict:
     return state
 
 
+MOCO_URL = "https://dl.fbaipublicfiles.com/moco/moco_checkpoints/{name}/{name}_pretrain.pth.tar"
+MOCO_MD5 = {
+    "moco_v1_200ep": "b251726a",
+    "moco_v2_200ep": "59fd9945",
+    "moco_v2_800ep": "a04e12f8",
+}  # MoCo README
+
+
+def remap_moco(state: dict) -> dict:
+    """A MoCo checkpoint's ``state_dict`` → torchvision ResNet-50 keys: the query encoder without its ``fc``."""
+    prefix = "module.encoder_q."
+    body = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if not body:
+        raise WeightsError(
+            f"not a MoCo checkpoint: no key starts with {prefix!r} (first keys: {list(state)[:3]})"
+        )
+    return {k: v for k, v in body.items() if not k.startswith("fc.")}
+
+
+def moco_state_dict(name: str, weights_dir: str | Path | None = None) -> dict:
+    """The ResNet-50 body (no ``fc``) of an official MoCo checkpoint, from disk or (online) a download."""
+    if name not in MOCO_MD5:
+        raise WeightsError(f"unknown MoCo weights {name!r}; valid: {', '.join(MOCO_MD5)}")
+    filename, url = f"{name}_pretrain.pth.tar", MOCO_URL.format(name=name)
+    path = _find_or_download(filename, url, f"MoCo {name} (ResNet-50)", weights_dir)
+    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    if not digest.startswith(MOCO_MD5[name]):
+        raise WeightsError(
+            f"checksum mismatch for {path}: md5 {digest[:12]}… does not start with {MOCO_MD5[name]} "
+            "(a truncated download or a different file); delete it and fetch it again"
+        )
+    return remap_moco(load_checked(path, None))
+
+
+def _find_or_download(filename: str, url: str, what: str, weights_dir: str | Path | None) -> Path:
+    dirs = [weights_dir, os.environ.get("TRANSFERLAB_WEIGHTS_DIR"), Path(torch.hub.get_dir()) / "checkpoints"]
+    for d in dirs:
+        if d and (Path(d) / filename).is_file():
+            return Path(d) / filename
+    target = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix(filename), progress=False)
+    except Exception as err:
+        raise WeightsError(
+            f"weights file {filename} ({what}) is not on disk and could not be downloaded ({err}).\n"
+            f"Get it from {url} and put it in $TRANSFERLAB_WEIGHTS_DIR or {target.parent}."
+        ) from None
+    return target
+
+
 def resolve_enum(backbone: str, name: str):
     if name.upper() == "DEFAULT":
         raise WeightsError(
@@ -80,19 +136,5 @@ def torchvision_state_dict(backbone: str, name: str, weights_dir: str | Path | N
     """The state dict of a pinned torchvision weights enum, from disk or (online) a download."""
     enum = resolve_enum(backbone, name)
     filename = enum.url.rsplit("/", 1)[-1]
-    dirs = [weights_dir, os.environ.get("TRANSFERLAB_WEIGHTS_DIR"), Path(torch.hub.get_dir()) / "checkpoints"]
-    for d in dirs:
-        if d and (Path(d) / filename).is_file():
-            return load_checked(Path(d) / filename, hash_prefix(filename))
-    target = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(
-            enum.url, str(target), hash_prefix=hash_prefix(filename), progress=False
-        )
-    except Exception as err:
-        raise WeightsError(
-            f"weights file {filename} ({backbone} {name}) is not on disk and could not be downloaded ({err}).\n"
-            f"Get it from {enum.url} and put it in $TRANSFERLAB_WEIGHTS_DIR or {target.parent}."
-        ) from None
-    return load_checked(target, hash_prefix(filename))
+    path = _find_or_download(filename, enum.url, f"{backbone} {name}", weights_dir)
+    return load_checked(path, hash_prefix(filename))

@@ -104,7 +104,7 @@ class Paper:
         return self.tables[key]
 
     def table_names(self, protocol: str) -> list[str]:
-        return sorted(t for t, p in self.tables if p == protocol)
+        return [t for t, p in self.tables if p == protocol]  # in the paper module's order: main table first
 
 
 PAPERS: Registry[Paper] = Registry("paper")

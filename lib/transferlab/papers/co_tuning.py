@@ -6,9 +6,12 @@ Tables (the paper's own tables could not be transcribed: only COCO-70 = 85.65 is
 ``papers/published/co_tuning.csv``; TLlib's re-implementation numbers are the peer column):
 
 - ``sampling`` — CUB-200-2011 / Stanford Cars / FGVC Aircraft × 15/30/50/100 % × {fine-tuning, L2-SP, DELTA, BSS,
-  LwF, Co-Tuning}, supervised ImageNet ResNet-50 (and MoCo, as TLlib's peer table has it; which MoCo checkpoint TLlib
-  used is unverified — we name MoCo v2 800 epochs);
-- ``coco70`` — COCO-70, 100 %;
+  LwF, Co-Tuning}, supervised ImageNet ResNet-50 and MoCo ResNet-50, as TLlib's peer table has it. Which MoCo
+  checkpoint TLlib used is unverified: we name MoCo v2 800 epochs. MoCo has no classifier; Co-Tuning's source head
+  and LwF's old task are then the supervised ImageNet ``fc``, which is what TLlib's code does (see
+  ``transferlab.models._moco_backbone``). Baseline hyper-parameters are each method's defaults (TLlib's examples,
+  with provenance in ``methods/<method>.py``); L2-SP and DELTA switch weight decay off, as TLlib does;
+- ``coco70`` — COCO-70, 100 % (mini: the whole target pool, the large-data end of the sampling table);
 - ``relationship`` — the ablation of how p(y_s|y_t) is obtained: the paper's calibrated reverse approach (official
   default) against the direct class-mean approach (TLlib's only variant);
 - the NLP variant (CoNLL-2003 NER with a BERT masked-LM head as the source head) is **not implemented** in transferlab.
@@ -87,6 +90,14 @@ PAPER = register(
                 base=MINI_BASE,
                 grid={"dataset": ["mini_fmnist"], "method": METHODS, "sample_rate": [0.05, 0.15, 0.5]},
                 provenance="transferlab mini protocol (mirrors the sampling table)",
+            ),
+            ("coco70", "mini"): Table(
+                name="coco70",
+                title="Mini stand-in for COCO-70: the whole Fashion-MNIST target pool (100 %)",
+                protocol="mini",
+                base=MINI_BASE,
+                grid={"dataset": ["mini_fmnist"], "method": METHODS, "sample_rate": [1.0]},
+                provenance="transferlab mini protocol (the large-data row of the sampling table)",
             ),
             ("relationship", "mini"): Table(
                 name="relationship",

@@ -1,0 +1,306 @@
+"""L2T-ww and its feature-transfer baselines: L2T-w, FM, AT (Jang, Lee, Hwang, Shin; ICML 2019).
+
+http://proceedings.mlr.press/v97/jang19b.html — official code alinlab/L2T-ww (MIT), ``train_l2t_ww.py``.
+
+A frozen source network (eval mode) and a target network trained **from scratch**; per candidate pair (m, n) a 1×1
+conv r^{m,n} maps target map T^n to the source map S^m's channels (:mod:`transferlab.methods.matching`). Target loss
+
+    L_total(θ | x, y, φ) = CE(T_θ(x), y) + L_wfm(θ | x, φ),   L_wfm = β Σ_{(m,n)} mean_b λ^{m,n}_b Σ_c w^{m,n}_{b,c} d^{m,n}_{b,c}
+
+with θ = target network + the convs r, φ = the "what" (w, :class:`ChannelWeights`) and "where" (λ,
+:class:`PairWeights`) meta-networks. Rows: ``l2t_ww`` (w and λ), ``l2t_w`` (w only), ``fm`` (neither: mean over
+channels, no meta-learning), ``at`` (attention transfer on equal-size pairs, no convs, no meta-learning).
+
+Per batch (the official ``main``, meta methods; :meth:`L2TWW.train_step`):
+
+1. a real SGD step on L_total with φ's outputs as constants (fit's optimizer; the official code discards this
+   step's φ gradients with ``source_optimizer.zero_grad()``);
+2. look-ahead from (θ_0, v_0) = the state after step 1, held constant: T steps on L_wfm alone, then one on CE
+   alone — SGD with the optimizer's lr / momentum / weight decay (:mod:`transferlab.methods.meta_grad`);
+3. ∇_φ CE(θ_{T+1}(φ)) through the T + 1 look-ahead steps; one Adam step on φ (lr 1e-4, L2 weight decay 1e-4);
+4. rollback: θ and the momentum buffers stay at their post-step-1 values (the look-ahead is functional and never
+   writes them). BN running statistics: ``bn_stats="official"`` keeps the one extra update the official
+   ``meta_backward`` re-run makes at θ_0 (``num_batches_tracked`` +2 per batch); ``"clean"`` restores them.
+
+The target thus takes T + 2 SGD steps per batch, one of them real. Differences from the official code: the Adam state
+of φ is not in fit()'s checkpoint (a resumed run restarts it); the ImageNet ResNet's feature 0 here is after the
+max-pool (56², not 112²) — unused by the default pairs 1..4.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from transferlab.config import ConfigError, OptimConfig, RunConfig
+from transferlab.methods.base import METHODS, Method, method_config
+from transferlab.methods.matching import (
+    CIFAR_PAIRS,
+    IMAGENET_PAIRS,
+    RESNET32_WIDTHS,
+    RESNET_IMAGENET_WIDTHS,
+    VGG9_WIDTHS,
+    ChannelWeights,
+    FeatureMatching,
+    Pair,
+    PairWeights,
+    attention_transfer_loss,
+    parse_pairs,
+)
+from transferlab.methods.meta_grad import hypers_from_optimizer, unrolled_meta_gradient
+from transferlab.models import Backbone, build_backbone
+from transferlab.models import vgg as _vgg  # noqa: F401  registers the vgg9_bn backbone
+
+TARGET_WIDTHS = {
+    "vgg9_bn": VGG9_WIDTHS,
+    "resnet18": RESNET_IMAGENET_WIDTHS,
+    "resnet34": RESNET_IMAGENET_WIDTHS,
+}
+SOURCES = {
+    "l2t_resnet32": (RESNET32_WIDTHS, CIFAR_PAIRS),
+    "resnet34": (RESNET_IMAGENET_WIDTHS, IMAGENET_PAIRS),
+}
+AUTO_SOURCE = {"vgg9_bn": "l2t_resnet32", "resnet18": "resnet34"}  # the README commands / script defaults
+
+
+class FrozenSource(nn.Module):
+    """The source network as a feature-list function (no gradient, always eval mode)."""
+
+    def __init__(self, net: nn.Module, kind: str):
+        super().__init__()
+        self.net, self.kind = net, kind  # kind: "blocks" (CIFAR ResNet-32) or "stages" (a Backbone)
+        self.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> FrozenSource:
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.kind == "blocks":
+            from transferlab.models.l2t_ww_source import block_feature_maps
+
+            return block_feature_maps(self.net, x)[1]
+        return self.net.feature_maps(x)
+
+
+def _load_source(name: str, checkpoint: str, data_root: str) -> FrozenSource:
+    if name == "l2t_resnet32":
+        from transferlab.models.l2t_ww_source import CHECKPOINT_NAME, load_l2t_resnet32
+
+        path = checkpoint or Path(os.environ.get("TRANSFERLAB_WEIGHTS_DIR", "weights")) / CHECKPOINT_NAME
+        return FrozenSource(load_l2t_resnet32(path)[0], "blocks")
+    if name == "resnet34":
+        return FrozenSource(build_backbone("resnet34", "IMAGENET1K_V1", data_root=data_root), "stages")
+    raise ConfigError(f"source {name!r} is not known; choose one of {sorted(SOURCES)} or 'auto'")
+
+
+@METHODS.register("l2t_ww")
+class L2TWW(Method):
+    name = "l2t_ww"
+    paper = "Learning What and Where to Transfer (ICML 2019), http://proceedings.mlr.press/v97/jang19b.html"
+    channel_weights, pair_weights, meta, uses_convs = True, True, True, True  # what the row uses
+
+    @dataclass(frozen=True)
+    class Config:
+        source: str = (
+            "auto"  # auto: vgg9_bn → l2t_resnet32 (README commands), resnet18 → resnet34 (script default)
+        )
+        source_checkpoint: str = (
+            ""  # l2t_resnet32 file; empty: $TRANSFERLAB_WEIGHTS_DIR/l2t_ww_tinyimagenet_resnet32.pth.tar
+        )
+        pairs: str = (
+            "auto"  # "m-n,…" or auto: the 15 CIFAR / 16 ImageNet pairs (README commands, --pairs default)
+        )
+        beta: float = 0.5  # β: train_l2t_ww.py --beta
+        T: int = 2  # matching-only look-ahead steps: --T
+        meta_lr: float = 1e-4  # Adam lr of φ: --meta-lr (1e-3 for Stanford 40, authors in issue #4)
+        meta_wd: float = 1e-4  # Adam (L2) weight decay of φ: --meta-wd
+        pair_weight_type: str = "relu6"  # --loss-weight-type: relu6 | relu | relu-avg | const
+        pair_weight_init: float = 1.0  # bias of the pair-weight linears: --loss-weight-init
+        bn_stats: str = "official"  # official: keep the meta re-run's BN update (MetaSGD) | clean: restore
+
+        def __post_init__(self) -> None:
+            if self.T < 0 or self.beta < 0 or self.meta_lr < 0:
+                raise ConfigError(f"T={self.T}, beta={self.beta}, meta_lr={self.meta_lr} must be >= 0")
+            if self.bn_stats not in ("official", "clean"):
+                raise ConfigError(f"bn_stats={self.bn_stats!r} is not valid; choose official or clean")
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        cfg: L2TWW.Config,
+        source: nn.Module,
+        pairs: tuple[Pair, ...],
+        source_widths: tuple[int, ...],
+        target_widths: tuple[int, ...],
+    ):
+        super().__init__(backbone, num_classes, cfg)
+        self.source, self.pairs = source, tuple(pairs)
+        self.matching = FeatureMatching(pairs, source_widths, target_widths) if self.uses_convs else None
+        self.wnet = ChannelWeights(pairs, source_widths) if self.channel_weights else None
+        kind, init = cfg.pair_weight_type, cfg.pair_weight_init
+        self.lwnet = PairWeights(pairs, source_widths, kind, init) if self.pair_weights else None
+        if self.meta:
+            self.meta_optimizer = torch.optim.Adam(
+                self.meta_parameters(), lr=cfg.meta_lr, weight_decay=cfg.meta_wd
+            )
+
+    @classmethod
+    def build(cls, run: RunConfig, num_classes: int) -> Method:
+        cfg = method_config(run.method, run.method_params)
+        if run.backbone not in TARGET_WIDTHS:
+            raise ConfigError(f"{cls.name}: target backbone {run.backbone!r} has no feature list; use one of "
+                              f"{sorted(TARGET_WIDTHS)}")  # fmt: skip
+        source = AUTO_SOURCE.get(run.backbone, "") if cfg.source == "auto" else cfg.source
+        if source not in SOURCES:
+            raise ConfigError(f"source {source!r} is not known; choose one of {sorted(SOURCES)}")
+        widths, default_pairs = SOURCES[source]
+        pairs = default_pairs if cfg.pairs == "auto" else parse_pairs(cfg.pairs)
+        target = build_backbone(run.backbone, run.pretrained, data_root=run.data.data_root)
+        target.reset_head(num_classes, keep_source=False)
+        net = _load_source(source, cfg.source_checkpoint, run.data.data_root)
+        return cls(target, num_classes, cfg, net, pairs, widths, TARGET_WIDTHS[run.backbone])
+
+    # ------------------------------------------------------------------------------------------------ parameters
+    def meta_parameters(self) -> list[nn.Parameter]:
+        return [p for m in (self.wnet, self.lwnet) if m is not None for p in m.parameters()]
+
+    def target_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """θ: the target network and the 1×1 convs (everything fit()'s optimizer trains)."""
+        skip = ("source.", "wnet.", "lwnet.")
+        return [(k, p) for k, p in self.named_parameters() if p.requires_grad and not k.startswith(skip)]
+
+    def new_parameters(self) -> list[nn.Parameter]:
+        return []  # the whole target is new (trained from scratch): one group at the base lr
+
+    def param_groups(self, optim: OptimConfig) -> list[dict]:
+        return [{"params": [p for _, p in self.target_named_parameters()], "lr_mult": 1.0, "name": "target"}]
+
+    # ------------------------------------------------------------------------------------------------ losses
+    def forward(self, x, source_feats=None, weights=None, pair_weights=None):
+        """(target logits, transfer loss or None): the function of θ that the look-ahead steps differentiate."""
+        maps = self.backbone.feature_maps(x)
+        logits = self.backbone.head(self.backbone.pool(maps[-1]))
+        if source_feats is None:
+            return logits, None
+        return logits, self.transfer_loss(source_feats, maps, weights, pair_weights)
+
+    def transfer_loss(self, source_feats, target_feats, weights, pair_weights) -> torch.Tensor:
+        return self.matching(source_feats, target_feats, weights, pair_weights, beta=self.cfg.beta)
+
+    def meta_weights(self, source_feats):
+        w = self.wnet(source_feats) if self.wnet is not None else None
+        return w, (self.lwnet(source_feats) if self.lwnet is not None else None)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        src = self.source(x)
+        with torch.no_grad():
+            w, lam = self.meta_weights(src)
+        logits, transfer = self(x, src, w, lam)
+        ce = F.cross_entropy(logits, y)
+        return {"loss": ce + transfer, "ce": ce, "transfer": transfer, "logits": logits}
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)[0]
+
+    # ------------------------------------------------------------------------------------------------ the step
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer) -> dict:
+        out = super().train_step(x, y, optimizer)  # 1. the real step on CE + L_wfm (φ's outputs constant)
+        if self.meta:
+            out["meta_outer_ce"] = self.meta_step(x, y, optimizer)
+        return out
+
+    def meta_step(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """2–4: the look-ahead from the post-step-1 state, ∇_φ, one Adam step on φ; θ and momentum untouched."""
+        names, params = zip(*self.target_named_parameters())
+        hypers, bufs = hypers_from_optimizer(optimizer, params)
+        bn_before = self._bn_state()
+        bn_after_first: list = []
+        with self.autocast():
+            src = self.source(x)
+            w, lam = self.meta_weights(src)  # φ's outputs, with gradient to φ
+
+        def run(theta, with_transfer: bool):
+            with self.autocast():
+                logits, transfer = functional_call(
+                    self, dict(zip(names, theta)), (x, src if with_transfer else None, w, lam)
+                )
+            if not bn_after_first:  # the forward at θ_0: the official meta_backward's last re-run
+                bn_after_first.append(self._bn_state())
+            return transfer if with_transfer else F.cross_entropy(logits.float(), y)
+
+        steps = [lambda th: run(th, True)] * self.cfg.T + [lambda th: run(th, False)]
+        res = unrolled_meta_gradient(
+            params, bufs, hypers, steps, lambda th: run(th, False), self.meta_parameters()
+        )
+        self._load_bn_state(bn_after_first[0] if self.cfg.bn_stats == "official" else bn_before)
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(self.meta_parameters(), res.meta_grads):
+            p.grad = g.detach()
+        self.meta_optimizer.step()
+        self.last_meta_grads = [g.detach() for g in res.meta_grads]  # for tests and diagnostics
+        return res.outer_loss
+
+    def _bn_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in self.backbone.named_buffers()}
+
+    @torch.no_grad()
+    def _load_bn_state(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in self.backbone.named_buffers():
+            v.copy_(state[k])
+
+
+@METHODS.register("l2t_w")
+class L2TW(L2TWW):
+    """L2T-w: "what" only — channel weights w learned by the same meta-step, no pair weights (λ ≡ 1)."""
+
+    name = "l2t_w"
+    pair_weights = False
+
+
+@METHODS.register("fm")
+class FM(L2TWW):
+    """FM: unweighted feature matching over the same pairs (mean over channels), no meta-learning."""
+
+    name = "fm"
+    channel_weights, pair_weights, meta = False, False, False
+
+
+@METHODS.register("at")
+class AT(L2TWW):
+    """AT: attention transfer on the pairs of equal spatial size (no 1×1 convs, no meta-learning).
+
+    ``pairs="auto"`` keeps, of the setting's candidate pairs, one per target resolution where the source map has the
+    same size: CIFAR (4,0), (9,1), (14,2); ImageNet (1,1), (2,2), (3,3), (4,4) — transferlab's choice, the paper's AT
+    pairs are not known. β is AT's own (1e3, Zagoruyko & Komodakis 2017), not L2T-ww's 0.5.
+    """
+
+    name = "at"
+    channel_weights, pair_weights, meta, uses_convs = False, False, False, False
+
+    @dataclass(frozen=True)
+    class Config(L2TWW.Config):
+        beta: float = 1e3  # AT's β (szagoruyko/attention-transfer), applied as β/2 · Σ pairs
+        pairs: str = "auto"  # auto: the equal-size pairs listed in the class docstring
+
+    @classmethod
+    def build(cls, run: RunConfig, num_classes: int) -> Method:
+        method = super().build(run, num_classes)
+        if method.cfg.pairs == "auto":
+            same = {"l2t_resnet32": ((4, 0), (9, 1), (14, 2)), "resnet34": ((1, 1), (2, 2), (3, 3), (4, 4))}
+            method.pairs = same["l2t_resnet32" if method.source.kind == "blocks" else "resnet34"]
+        return method
+
+    def transfer_loss(self, source_feats, target_feats, weights, pair_weights) -> torch.Tensor:
+        return attention_transfer_loss(source_feats, target_feats, self.pairs, beta=self.cfg.beta)
+
+
+__all__ = ["AT", "FM", "L2TW", "L2TWW", "FrozenSource"]
