@@ -188,3 +188,27 @@ def test_a_target_label_outside_the_head_is_a_clear_error(tiny_config, tiny_hub,
         method.prepare(
             PrepareData(source, splits, tl_data.TRANSFORMS.get(source.preset), cfg, "cpu", tmp_path)
         )
+
+
+def test_the_exploration_notebook_runs_and_draws_both_relationships(tmp_path):
+    """``notebooks/explore_co_tuning.py`` executed by papermill as a user would (digits source and target)."""
+    import json
+    import os
+
+    from transferlab import runner
+
+    ipynb = runner.notebook_ipynb("explore_co_tuning", tmp_path)
+    env = {**os.environ, "PYTHONPATH": runner.pythonpath_with_lib(os.environ.get("PYTHONPATH"))}
+    code, tail = runner.execute_notebook(
+        ipynb,
+        tmp_path / "out.ipynb",
+        {"source": "mini:digits", "dataset": "mini_digits"},
+        env,
+        tmp_path / "log",
+    )
+    assert code == 0, tail
+    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the reverse and the direct heat maps
+    text = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    assert "chosen_C" in text and "largest absolute difference" in text

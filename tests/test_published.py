@@ -10,7 +10,7 @@ from transferlab.papers.published import NOT_TRANSCRIBED, PUBLISHED_DIR, beside,
 
 # Methods and datasets that published numbers name but the suite does not implement (yet, or at all); every other
 # name must be a registry name, so a report can join on it.
-FUTURE_METHODS = {"l2sp", "delta", "bss", "lwf", "co_tuning", "stochnorm", "bi_tuning", "l2t_ww"}
+FUTURE_METHODS = {"l2sp", "delta", "bss", "lwf", "co_tuning", "stochnorm", "bi_tuning"}
 FOREIGN_DATASETS = {"oxford_pets", "conll2003"}
 
 

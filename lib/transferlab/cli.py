@@ -86,17 +86,34 @@ def cmd_data(args) -> int:
 
 def cmd_hub(args) -> int:
     from transferlab.models import mini_hub
+    from transferlab.models.hub import HUBS
 
-    if args.hub != "mini":
-        raise ConfigError(f"hub {args.hub!r} is not available yet; hubs: mini")
     if args.action == "list":
-        for name in mini_hub.MINI_HUB.names():
-            print(f"{name:14s} {mini_hub.MINI_HUB.get(name).description}")
+        for hub in map(HUBS.get, [args.hub] if args.hub else HUBS.names()):
+            print(f"{hub.name}: {hub.description}")
+            for m in hub.models:
+                print(f"  {m.name:22s} {m.arch:12s} {m.provenance}")
         return 0
-    metas = mini_hub.ensure_all(data_root=args.root)
-    for name, meta in metas.items():
-        print(f"{name:14s} pretext test {meta['pretext_test_top1']:.1f}%  sha256 {meta['sha256'][:12]}")
-    return 0
+    hub = HUBS.get(args.hub or "mini")
+    if args.action == "build" and hub.name == "mini":  # pre-train and cache, with the pretext accuracies
+        metas = mini_hub.ensure_all(hub.names(), data_root=args.root)
+        for name, meta in metas.items():
+            print(f"{name:14s} pretext test {meta['pretext_test_top1']:.1f}%  sha256 {meta['sha256'][:12]}")
+        return 0
+    if args.action == "check":
+        statuses = hub.check(args.weights_dir)
+    else:  # fetch (build, for a hub of published weights): download or pre-train what is missing
+        statuses = hub.fetch(args.weights_dir, args.root)
+    ok = sum(s.ok for s in statuses)
+    print(f"hub {hub.name}: {ok} of {len(statuses)} files ok")
+    print(f"{'model':22s} {'status':8s} {'file':45s} source")
+    for s in statuses:
+        print(f"{s.model:22s} {s.status:8s} {s.file:45s} {s.source}")
+        if s.path is not None:
+            print(f"{'':31s} at {s.path}")
+        for line in s.detail.splitlines():
+            print(f"{'':31s} {line}")
+    return 0 if ok == len(statuses) else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -141,10 +158,15 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--root", default="data")
     d.set_defaults(func=cmd_data)
 
-    h = sub.add_parser("hub", help="list or build (pre-train and cache) a model hub")
-    h.add_argument("action", choices=["list", "build"])
-    h.add_argument("hub", nargs="?", default="mini")
-    h.add_argument("--root", default="data")
+    h = sub.add_parser(
+        "hub",
+        help="model hubs: list them, check their files (presence, checksums), fetch (download) what is missing, "
+        "build (pre-train) the mini hub; check/fetch exit 1 if a file is missing or bad",
+    )
+    h.add_argument("action", choices=["list", "check", "fetch", "build"])
+    h.add_argument("hub", nargs="?", help="a hub (default: every hub for list, 'mini' otherwise)")
+    h.add_argument("--weights-dir", help="user-supplied weights files (also: $TRANSFERLAB_WEIGHTS_DIR)")
+    h.add_argument("--root", default="data", help="data root (pre-training the mini hub)")
     h.set_defaults(func=cmd_hub)
     return p
 

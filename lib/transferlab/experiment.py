@@ -84,22 +84,32 @@ def train(cfg: RunConfig, out: Path) -> tuple[Method, Result]:
     """Like :func:`run`, always training (resuming a checkpoint if one is there); returns the trained method too."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", {"config": cfg.to_flat(), "config_hash": cfg.config_hash()})
+    method, data = prepared_method(cfg, out)
+    torch.manual_seed(derive_seed(cfg.seed, 8))  # anything random inside training (dropout, noisy gates)
+    return method, fit(method, data.source, data.splits, data.preset, cfg, out)
 
+
+def prepared_method(cfg: RunConfig, out: Path | None = None) -> tuple[Method, PrepareData]:
+    """Build ``cfg``'s method and run its ``prepare()``, without training: what a notebook inspects (Co-Tuning's
+    relationship, DELTA's channel attention). With ``out``, the split is saved there (and must match a saved one)."""
     device = setup_runtime(cfg)
     source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
-    splits_path = out / "splits.json"
     splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
-    if splits_path.exists() and SplitIndices.from_json(read_json(splits_path)).to_json() != splits.to_json():
-        raise RuntimeError(
-            f"{splits_path} differs from the split this config draws; the run directory is stale"
-        )
-    atomic_write_json(splits_path, splits.to_json())
+    if out is not None:
+        splits_path = out / "splits.json"
+        if (
+            splits_path.exists()
+            and SplitIndices.from_json(read_json(splits_path)).to_json() != splits.to_json()
+        ):
+            raise RuntimeError(
+                f"{splits_path} differs from the split this config draws; the run directory is stale"
+            )
+        atomic_write_json(splits_path, splits.to_json())
     preset = tl_data.TRANSFORMS.get(source.preset if cfg.data.preset == "auto" else cfg.data.preset)
-
     torch.manual_seed(derive_seed(cfg.seed, 7))  # model initialisation (new heads, scratch weights)
     method = METHODS.get(cfg.method).build(cfg, source.num_classes)
     method.to(device)
     method.eval()
-    method.prepare(PrepareData(source, splits, preset, cfg, device, out))
-    torch.manual_seed(derive_seed(cfg.seed, 8))  # anything random inside training (dropout, noisy gates)
-    return method, fit(method, source, splits, preset, cfg, out)
+    data = PrepareData(source, splits, preset, cfg, device, out)
+    method.prepare(data)
+    return method, data

@@ -192,3 +192,19 @@ def _gap_row(keys, cell, method, baseline, diff, lo, hi) -> dict:
                      "baseline": baseline, "mean_gap": diff.mean(), "ci95_low": lo, "ci95_high": hi,
                      "n_pairs": len(diff),
                      "significant": None if len(diff) < 2 else bool(lo > 0 or hi < 0)}  # fmt: skip
+
+
+def plot_relationship(r, target_classes: list[str], source_classes: list[str], title: str = ""):
+    """Heat map of a Co-Tuning relationship R = p(y_s | y_t) [N_t, N_p] (rows: target classes). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    r = np.asarray(r)
+    fig, ax = plt.subplots(figsize=(0.45 * r.shape[1] + 2.5, 0.4 * r.shape[0] + 1.5))
+    sns.heatmap(pd.DataFrame(r, index=target_classes, columns=source_classes), vmin=0, vmax=1, cmap="viridis",
+                annot=r.shape[1] <= 12, fmt=".2f", cbar_kws={"label": "p(source class | target class)"}, ax=ax)  # fmt: skip
+    ax.set_xlabel("source class (kept source head)")
+    ax.set_ylabel("target class")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -3,6 +3,6 @@
 from transferlab.methods.base import METHODS, Method, method_config
 
 # Importing a method module registers it.
-from transferlab.methods import bss, co_tuning, delta, finetune, l2sp, lwf, scratch  # noqa: E402,F401  isort: skip
+from transferlab.methods import bss, co_tuning, delta, finetune, l2sp, l2t_ww, lwf, scratch  # noqa: E402,F401  isort: skip
 
 __all__ = ["METHODS", "Method", "method_config"]

@@ -22,16 +22,16 @@ Per batch (the official ``main``, meta methods; :meth:`L2TWW.train_step`):
    writes them). BN running statistics: ``bn_stats="official"`` keeps the one extra update the official
    ``meta_backward`` re-run makes at θ_0 (``num_batches_tracked`` +2 per batch); ``"clean"`` restores them.
 
-The target thus takes T + 2 SGD steps per batch, one of them real. Differences from the official code: the Adam state
-of φ is not in fit()'s checkpoint (a resumed run restarts it); the ImageNet ResNet's feature 0 here is after the
-max-pool (56², not 112²) — unused by the default pairs 1..4.
+The target thus takes T + 2 SGD steps per batch, one of them real. φ's Adam state is kept as buffers
+(:class:`~transferlab.methods.meta_grad.MetaAdam`), so fit()'s checkpoint holds it and a resumed run is exact.
+Differences from the official code: the ImageNet ResNet's feature 0 here is after the max-pool (56², not 112²) —
+unused by the default pairs 1..4. Settings (source, target, pairs), including the mini one (mini hub ResNet-8 →
+``mini_vgg``): :mod:`transferlab.methods.l2t_ww_setup`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -40,12 +40,8 @@ from torch.func import functional_call
 
 from transferlab.config import ConfigError, OptimConfig, RunConfig
 from transferlab.methods.base import METHODS, Method, method_config
+from transferlab.methods.l2t_ww_setup import FrozenSource, Setting, load_source, resolve
 from transferlab.methods.matching import (
-    CIFAR_PAIRS,
-    IMAGENET_PAIRS,
-    RESNET32_WIDTHS,
-    RESNET_IMAGENET_WIDTHS,
-    VGG9_WIDTHS,
     ChannelWeights,
     FeatureMatching,
     Pair,
@@ -53,52 +49,8 @@ from transferlab.methods.matching import (
     attention_transfer_loss,
     parse_pairs,
 )
-from transferlab.methods.meta_grad import hypers_from_optimizer, unrolled_meta_gradient
+from transferlab.methods.meta_grad import MetaAdam, hypers_from_optimizer, unrolled_meta_gradient
 from transferlab.models import Backbone, build_backbone
-from transferlab.models import vgg as _vgg  # noqa: F401  registers the vgg9_bn backbone
-
-TARGET_WIDTHS = {
-    "vgg9_bn": VGG9_WIDTHS,
-    "resnet18": RESNET_IMAGENET_WIDTHS,
-    "resnet34": RESNET_IMAGENET_WIDTHS,
-}
-SOURCES = {
-    "l2t_resnet32": (RESNET32_WIDTHS, CIFAR_PAIRS),
-    "resnet34": (RESNET_IMAGENET_WIDTHS, IMAGENET_PAIRS),
-}
-AUTO_SOURCE = {"vgg9_bn": "l2t_resnet32", "resnet18": "resnet34"}  # the README commands / script defaults
-
-
-class FrozenSource(nn.Module):
-    """The source network as a feature-list function (no gradient, always eval mode)."""
-
-    def __init__(self, net: nn.Module, kind: str):
-        super().__init__()
-        self.net, self.kind = net, kind  # kind: "blocks" (CIFAR ResNet-32) or "stages" (a Backbone)
-        self.requires_grad_(False)
-        self.train(False)
-
-    def train(self, mode: bool = True) -> FrozenSource:
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self.kind == "blocks":
-            from transferlab.models.l2t_ww_source import block_feature_maps
-
-            return block_feature_maps(self.net, x)[1]
-        return self.net.feature_maps(x)
-
-
-def _load_source(name: str, checkpoint: str, data_root: str) -> FrozenSource:
-    if name == "l2t_resnet32":
-        from transferlab.models.l2t_ww_source import CHECKPOINT_NAME, load_l2t_resnet32
-
-        path = checkpoint or Path(os.environ.get("TRANSFERLAB_WEIGHTS_DIR", "weights")) / CHECKPOINT_NAME
-        return FrozenSource(load_l2t_resnet32(path)[0], "blocks")
-    if name == "resnet34":
-        return FrozenSource(build_backbone("resnet34", "IMAGENET1K_V1", data_root=data_root), "stages")
-    raise ConfigError(f"source {name!r} is not known; choose one of {sorted(SOURCES)} or 'auto'")
 
 
 @METHODS.register("l2t_ww")
@@ -110,14 +62,12 @@ class L2TWW(Method):
     @dataclass(frozen=True)
     class Config:
         source: str = (
-            "auto"  # auto: vgg9_bn → l2t_resnet32 (README commands), resnet18 → resnet34 (script default)
+            "auto"  # l2t_resnet32 | resnet34 | mini:<hub model> | auto: by target (methods/l2t_ww_setup.py)
         )
         source_checkpoint: str = (
             ""  # l2t_resnet32 file; empty: $TRANSFERLAB_WEIGHTS_DIR/l2t_ww_tinyimagenet_resnet32.pth.tar
         )
-        pairs: str = (
-            "auto"  # "m-n,…" or auto: the 15 CIFAR / 16 ImageNet pairs (README commands, --pairs default)
-        )
+        pairs: str = "auto"  # "m-n,…" or auto: the setting's pairs (15 CIFAR, 16 ImageNet, 12 mini)
         beta: float = 0.5  # β: train_l2t_ww.py --beta
         T: int = 2  # matching-only look-ahead steps: --T
         meta_lr: float = 1e-4  # Adam lr of φ: --meta-lr (1e-3 for Stanford 40, authors in issue #4)
@@ -148,26 +98,34 @@ class L2TWW(Method):
         self.wnet = ChannelWeights(pairs, source_widths) if self.channel_weights else None
         kind, init = cfg.pair_weight_type, cfg.pair_weight_init
         self.lwnet = PairWeights(pairs, source_widths, kind, init) if self.pair_weights else None
-        if self.meta:
-            self.meta_optimizer = torch.optim.Adam(
-                self.meta_parameters(), lr=cfg.meta_lr, weight_decay=cfg.meta_wd
-            )
+        self.source_name = ""  # set by build(); recorded in the run's metrics.json (artifacts)
+        if self.meta:  # Adam on φ with its state as buffers, so fit()'s checkpoint holds it (resume is exact)
+            self.meta_optimizer = MetaAdam(self.meta_parameters(), lr=cfg.meta_lr, weight_decay=cfg.meta_wd)
+
+    @classmethod
+    def default_pairs(cls, setting: Setting) -> tuple[Pair, ...]:
+        return setting.pairs
 
     @classmethod
     def build(cls, run: RunConfig, num_classes: int) -> Method:
+        """Target ``run.backbone`` from scratch, the setting's frozen source (methods/l2t_ww_setup.py), pairs."""
         cfg = method_config(run.method, run.method_params)
-        if run.backbone not in TARGET_WIDTHS:
-            raise ConfigError(f"{cls.name}: target backbone {run.backbone!r} has no feature list; use one of "
-                              f"{sorted(TARGET_WIDTHS)}")  # fmt: skip
-        source = AUTO_SOURCE.get(run.backbone, "") if cfg.source == "auto" else cfg.source
-        if source not in SOURCES:
-            raise ConfigError(f"source {source!r} is not known; choose one of {sorted(SOURCES)}")
-        widths, default_pairs = SOURCES[source]
-        pairs = default_pairs if cfg.pairs == "auto" else parse_pairs(cfg.pairs)
+        source, setting = resolve(cfg.source, run.backbone)  # ConfigError listing the supported settings
+        pairs = cls.default_pairs(setting) if cfg.pairs == "auto" else parse_pairs(cfg.pairs)
         target = build_backbone(run.backbone, run.pretrained, data_root=run.data.data_root)
         target.reset_head(num_classes, keep_source=False)
-        net = _load_source(source, cfg.source_checkpoint, run.data.data_root)
-        return cls(target, num_classes, cfg, net, pairs, widths, TARGET_WIDTHS[run.backbone])
+        net = load_source(source, cfg.source_checkpoint, run.data.data_root)
+        method = cls(target, num_classes, cfg, net, pairs, setting.source_widths, setting.target_widths)
+        method.source_name = source
+        return method
+
+    def artifacts(self) -> dict:
+        """What fit() adds to the result's ``extra``: the source used and its checksum, the pairs."""
+        return {
+            "l2t_source": self.source_name,
+            "l2t_source_sha256": getattr(self.source.net, "hub_sha256", None),
+            "l2t_pairs": ",".join(f"{m}-{n}" for m, n in self.pairs),
+        }
 
     # ------------------------------------------------------------------------------------------------ parameters
     def meta_parameters(self) -> list[nn.Parameter]:
@@ -242,10 +200,7 @@ class L2TWW(Method):
             params, bufs, hypers, steps, lambda th: run(th, False), self.meta_parameters()
         )
         self._load_bn_state(bn_after_first[0] if self.cfg.bn_stats == "official" else bn_before)
-        self.meta_optimizer.zero_grad(set_to_none=True)
-        for p, g in zip(self.meta_parameters(), res.meta_grads):
-            p.grad = g.detach()
-        self.meta_optimizer.step()
+        self.meta_optimizer.step([g.detach() for g in res.meta_grads])
         self.last_meta_grads = [g.detach() for g in res.meta_grads]  # for tests and diagnostics
         return res.outer_loss
 
@@ -279,7 +234,7 @@ class AT(L2TWW):
     """AT: attention transfer on the pairs of equal spatial size (no 1×1 convs, no meta-learning).
 
     ``pairs="auto"`` keeps, of the setting's candidate pairs, one per target resolution where the source map has the
-    same size: CIFAR (4,0), (9,1), (14,2); ImageNet (1,1), (2,2), (3,3), (4,4) — transferlab's choice, the paper's AT
+    same size: CIFAR (4,0), (9,1), (14,2); ImageNet (1,1), (2,2), (3,3), (4,4); mini (1,1), (2,2), (3,3) — transferlab's choice, the paper's AT
     pairs are not known. β is AT's own (1e3, Zagoruyko & Komodakis 2017), not L2T-ww's 0.5.
     """
 
@@ -292,15 +247,11 @@ class AT(L2TWW):
         pairs: str = "auto"  # auto: the equal-size pairs listed in the class docstring
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
-        method = super().build(run, num_classes)
-        if method.cfg.pairs == "auto":
-            same = {"l2t_resnet32": ((4, 0), (9, 1), (14, 2)), "resnet34": ((1, 1), (2, 2), (3, 3), (4, 4))}
-            method.pairs = same["l2t_resnet32" if method.source.kind == "blocks" else "resnet34"]
-        return method
+    def default_pairs(cls, setting: Setting) -> tuple[Pair, ...]:
+        return setting.at_pairs
 
     def transfer_loss(self, source_feats, target_feats, weights, pair_weights) -> torch.Tensor:
         return attention_transfer_loss(source_feats, target_feats, self.pairs, beta=self.cfg.beta)
 
 
-__all__ = ["AT", "FM", "L2TW", "L2TWW", "FrozenSource"]
+__all__ = ["AT", "FM", "L2TW", "L2TWW", "FrozenSource"]  # FrozenSource: re-exported from l2t_ww_setup

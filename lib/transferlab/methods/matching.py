@@ -50,6 +50,10 @@ RESNET_IMAGENET_WIDTHS = (64, 64, 128, 256, 512)
 RESNET32_WIDTHS = (16,) * 5 + (32,) * 5 + (64,) * 5
 # VGG9-BN (32×32): the activations entering each of its 5 max-pools (64@32², 128@16², 256@8², 512@4², 512@2²).
 VGG9_WIDTHS = (64, 128, 256, 512, 512)
+# Mini protocol (transferlab's, not the paper's): the mini hub's ResNet-8 ``Backbone.feature_maps`` on 1×28×28
+# (stem 16@14², stage 1 16@14², stage 2 32@7², stage 3 64@4²) and the ``mini_vgg`` target (16@14², 32@14², 64@7², 64@4²).
+MINI_RESNET_WIDTHS = (16, 16, 32, 64)
+MINI_VGG_WIDTHS = (16, 32, 64, 64)
 
 # 224×224: ResNet-34 → ResNet-18, all 16 stage pairs, in the order of the script's default ``--pairs``
 # "4-4,4-3,4-2,4-1,3-4,…,1-1".
@@ -57,6 +61,9 @@ IMAGENET_PAIRS: tuple[Pair, ...] = tuple((m, n) for m in (4, 3, 2, 1) for n in (
 # 32×32: ResNet-32 → VGG9-BN, the last block of each source stage {4, 9, 14} × every target feature {0..4}, in the
 # order of the README commands' ``--pairs 4-0,4-1,…,14-4``.
 CIFAR_PAIRS: tuple[Pair, ...] = tuple((m, n) for m in (4, 9, 14) for n in range(5))
+# Mini (our choice, mirroring the CIFAR lists): each mini ResNet-8 stage output {1, 2, 3} × every mini_vgg feature
+# {0..3}, 12 pairs; the equal-size ones, one per target resolution (AT's pairs), are (1, 1) 14², (2, 2) 7², (3, 3) 4².
+MINI_PAIRS: tuple[Pair, ...] = tuple((m, n) for m in (1, 2, 3) for n in range(4))
 
 WEIGHT_TYPES = ("relu6", "relu", "relu-avg", "const")
 
@@ -254,6 +261,9 @@ def attention_transfer_loss(
 __all__ = [
     "CIFAR_PAIRS",
     "IMAGENET_PAIRS",
+    "MINI_PAIRS",
+    "MINI_RESNET_WIDTHS",
+    "MINI_VGG_WIDTHS",
     "RESNET32_WIDTHS",
     "RESNET_IMAGENET_WIDTHS",
     "VGG9_WIDTHS",

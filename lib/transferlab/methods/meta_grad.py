@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 Loss = Callable[[list[torch.Tensor]], torch.Tensor]  # θ (a list in parameter order) → scalar
 
@@ -168,7 +169,55 @@ def write_back(
             optimizer.state[p]["momentum_buffer"] = v.clone()
 
 
+class MetaAdam(nn.Module):
+    """``torch.optim.Adam`` (L2 weight decay added to the gradient, no AMSGrad) whose state lives in buffers.
+
+    The official code updates φ with ``optim.Adam(lr=meta_lr, weight_decay=meta_wd)``. Keeping the moments and the
+    step count as buffers of a sub-module of the method puts them in the method's ``state_dict``, so ``fit()``'s
+    checkpoint (and its best-validation snapshot) holds them and an interrupted run resumes exactly. The update is
+    torch's single-tensor Adam, operation for operation (``tests/test_l2t_parts.py`` checks it bit for bit):
+
+        g ← g + wd·p;  m ← lerp(m, g, 1 − β₁);  v ← β₂ v + (1 − β₂) g²;  t ← t + 1
+        p ← p − lr / (1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+
+    ``params`` are held by reference, not registered (they belong to the meta-networks).
+    """
+
+    def __init__(
+        self,
+        params: Sequence[nn.Parameter],
+        lr: float,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        super().__init__()
+        self.params = list(params)  # a plain list: not registered twice
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        for i, p in enumerate(self.params):
+            self.register_buffer(f"exp_avg_{i}", torch.zeros_like(p, memory_format=torch.preserve_format))
+            self.register_buffer(f"exp_avg_sq_{i}", torch.zeros_like(p, memory_format=torch.preserve_format))
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[torch.Tensor]) -> None:
+        """One Adam step of every parameter with the given gradients (one per parameter, in order)."""
+        self.steps += 1
+        t = float(self.steps.item())
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1 - beta1**t)
+        bias_correction2_sqrt = (1 - beta2**t) ** 0.5
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            m, v = getattr(self, f"exp_avg_{i}"), getattr(self, f"exp_avg_sq_{i}")
+            if self.weight_decay:
+                g = g.add(p, alpha=self.weight_decay)
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            p.addcdiv_(m, (v.sqrt() / bias_correction2_sqrt).add_(self.eps), value=-step_size)
+
+
 __all__ = [
+    "MetaAdam",
     "MetaGradResult",
     "SGDHyper",
     "hypers_from_optimizer",

@@ -3,6 +3,8 @@
 from transferlab.models.backbones import BACKBONES, Backbone, init_head
 from transferlab.models.weights import WeightsError
 
+from transferlab.models import vgg  # noqa: F401  registers the vgg9_bn and mini_vgg backbones  isort: skip
+
 
 def build_backbone(
     name: str, pretrained: str = "none", weights_dir=None, data_root: str = "data", source_head: bool = False
@@ -19,6 +21,15 @@ def build_backbone(
 
     if pretrained in MOCO_MD5:
         return _moco_backbone(name, pretrained, weights_dir, source_head)
+    hub_model = _paper_hub_model(pretrained)
+    if hub_model is not None:  # the detection / segmentation backbones of the paper hub
+        if name != hub_model.arch:
+            raise WeightsError(
+                f"{pretrained!r} are {hub_model.arch} weights; the run asks for backbone {name!r}"
+            )
+        from transferlab.models.hub import HUBS
+
+        return HUBS.get("paper").load(pretrained, weights_dir)
     state = torchvision_state_dict(name, pretrained, weights_dir)
     net = BACKBONES.get(name)(state["fc.weight"].shape[0])
     net.load_state_dict(state, strict=True)
@@ -48,19 +59,37 @@ def _moco_backbone(name: str, pretrained: str, weights_dir, source_head: bool) -
     return Backbone(net, name)
 
 
+def _paper_hub_model(pretrained: str):
+    """The paper hub's entry for names only the hub knows (its detection / segmentation backbones), else None."""
+    from transferlab.models.hub import HUBS
+    from transferlab.models.weights import MOCO_MD5, TORCHVISION_WEIGHTS
+
+    known = {n for table in TORCHVISION_WEIGHTS.values() for n in table} | set(MOCO_MD5)
+    hub = HUBS.get("paper")
+    return hub.model(pretrained) if pretrained in hub.names() and pretrained not in known else None
+
+
 def weights_supported(backbone: str, pretrained: str) -> str:
     """ "" if ``pretrained`` can be loaded for ``backbone``, else why not (used to mark table cells as missing)."""
     from transferlab.models.mini_hub import MINI_HUB
     from transferlab.models.weights import MOCO_MD5, TORCHVISION_WEIGHTS
 
-    if pretrained == "none" or pretrained.startswith("hub:"):
-        return ""  # hub methods build their own models; the hub says what it lacks
+    if pretrained.startswith("hub:"):  # hub methods build their own models; the hub says what it lacks
+        from transferlab.models.hub import HUBS
+
+        name = pretrained.removeprefix("hub:")
+        return "" if name in HUBS else f"model hub {name!r} does not exist (hubs: {', '.join(HUBS.names())})"
+    if pretrained == "none":
+        return ""
     if pretrained.startswith("mini:"):
         name = pretrained.removeprefix("mini:")
         return "" if name in MINI_HUB else f"mini hub model {name!r} does not exist"
     if pretrained in TORCHVISION_WEIGHTS.get(backbone, {}) or (
         pretrained in MOCO_MD5 and backbone == "resnet50"
     ):
+        return ""
+    hub_model = _paper_hub_model(pretrained)
+    if hub_model is not None and hub_model.arch == backbone:
         return ""
     return f"weights {pretrained!r} for {backbone!r} are not supported yet"
 

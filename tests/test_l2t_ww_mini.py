@@ -1,0 +1,154 @@
+"""L2T-ww's mini setting end to end: the mini pairs and shapes, the supported settings, φ's checkpointed Adam, and a
+run through ``transferlab.run`` on the tiny fixtures that resumes exactly after an interruption."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from transferlab.config import ConfigError, RunConfig
+from transferlab.methods.l2t_ww_setup import SETTINGS, resolve
+from transferlab.methods.matching import MINI_PAIRS, MINI_RESNET_WIDTHS, MINI_VGG_WIDTHS
+from transferlab.methods.meta_grad import MetaAdam
+from transferlab.models import build_backbone
+
+
+def _shapes(maps):
+    return [tuple(m.shape[1:]) for m in maps]
+
+
+def test_mini_vgg_and_mini_resnet_feature_maps_fit_the_mini_pairs():
+    x = torch.randn(2, 1, 28, 28)
+    target = build_backbone("mini_vgg").eval()
+    source = build_backbone("mini_resnet").eval()  # the mini hub's architecture (random weights suffice here)
+    with torch.no_grad():
+        t_maps, s_maps = target.feature_maps(x), source.feature_maps(x)
+        assert target(x).shape == (2, 1000) and target.feature_dim == 64
+    assert _shapes(t_maps) == [(16, 14, 14), (32, 14, 14), (64, 7, 7), (64, 4, 4)]
+    assert _shapes(s_maps) == [(16, 14, 14), (16, 14, 14), (32, 7, 7), (64, 4, 4)]
+    assert [m.shape[1] for m in t_maps] == list(MINI_VGG_WIDTHS)
+    assert [m.shape[1] for m in s_maps] == list(MINI_RESNET_WIDTHS)
+    assert len(MINI_PAIRS) == 12 and {m for m, _ in MINI_PAIRS} == {1, 2, 3}  # the three stage outputs
+    assert {n for _, n in MINI_PAIRS} == set(range(len(t_maps)))
+    at_pairs = SETTINGS["mini", "mini_vgg"].at_pairs
+    assert all(s_maps[m].shape[-2:] == t_maps[n].shape[-2:] for m, n in at_pairs)  # AT: equal sizes
+    assert sorted({t_maps[n].shape[-1] for _, n in at_pairs}) == [4, 7, 14]  # one per target resolution
+
+
+def test_settings_resolve_auto_and_refuse_other_combinations():
+    assert resolve("auto", "mini_vgg")[0] == "mini:fmnist_full"
+    assert resolve("auto", "vgg9_bn")[0] == "l2t_resnet32"
+    assert resolve("mini:digits", "mini_vgg")[1] is SETTINGS["mini", "mini_vgg"]
+    for source, target in (
+        ("auto", "mini_resnet"),
+        ("l2t_resnet32", "mini_vgg"),
+        ("mini:fmnist_full", "vgg9_bn"),
+    ):
+        with pytest.raises(ConfigError, match=r"supported \(source, target\).*mini:<hub model>, mini_vgg"):
+            resolve(source, target)
+    with pytest.raises(ConfigError, match="not a mini_resnet hub model"):
+        resolve("mini:no_such_model", "mini_vgg")
+
+
+def test_meta_adam_is_torch_adam_bit_for_bit_and_keeps_its_state_in_buffers():
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(4))]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    ours, ref = MetaAdam(a, lr=1e-2, weight_decay=1e-4), torch.optim.Adam(b, lr=1e-2, weight_decay=1e-4)
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in a]
+        ours.step(grads)
+        for p, g in zip(b, grads):
+            p.grad = g.clone()
+        ref.step()
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+    state = ours.state_dict()
+    assert int(state["steps"]) == 5 and set(state) == {
+        "steps",
+        "exp_avg_0",
+        "exp_avg_sq_0",
+        "exp_avg_1",
+        "exp_avg_sq_1",
+    }
+    torch.testing.assert_close(state["exp_avg_1"], ref.state[b[1]]["exp_avg"], rtol=0, atol=0)
+
+
+def _mini_cfg(tiny_config, tiny_hub, method: str, **params) -> RunConfig:
+    return tiny_config(
+        method=method,
+        backbone="mini_vgg",
+        pretrained="none",
+        nesterov=False,
+        weight_decay=1e-4,
+        method_params={"source": f"mini:{tiny_hub}", **params},
+    )
+
+
+def test_the_mini_setting_builds_from_a_run_config(tiny_config, tiny_hub):
+    from transferlab.methods import METHODS
+
+    method = METHODS.get("l2t_ww").build(_mini_cfg(tiny_config, tiny_hub, "l2t_ww"), 4)
+    assert method.pairs == MINI_PAIRS and len(method.matching.convs) == 12
+    assert method.source.kind == "stages" and not any(p.requires_grad for p in method.source.parameters())
+    assert method.artifacts()["l2t_source"] == f"mini:{tiny_hub}" and method.artifacts()["l2t_source_sha256"]
+    assert any(
+        k.startswith("meta_optimizer.exp_avg_") for k in method.state_dict()
+    )  # checkpointed with fit()
+    at = METHODS.get("at").build(_mini_cfg(tiny_config, tiny_hub, "at"), 4)
+    assert at.pairs == ((1, 1), (2, 2), (3, 3))
+    x, y = torch.randn(3, 1, 28, 28), torch.tensor([0, 1, 3])
+    method.train()
+    out = method.loss(x, y)
+    assert out["logits"].shape == (3, 4) and torch.isfinite(out["loss"]) and out["transfer"] > 0
+    with pytest.raises(ConfigError, match="supported"):
+        METHODS.get("l2t_ww").build(
+            _mini_cfg(tiny_config, tiny_hub, "l2t_ww").replace(backbone="mini_resnet"), 4
+        )
+
+
+@pytest.mark.parametrize("method", ["l2t_ww", "l2t_w", "fm", "at"])
+def test_a_mini_l2t_run_trains_logs_its_terms_and_resumes_exactly(method, tiny_config, tiny_hub, tmp_path):
+    import transferlab as tl
+    from transferlab import experiment
+    from transferlab import train as train_mod
+
+    cfg = _mini_cfg(tiny_config, tiny_hub, method)
+    result = tl.run(cfg, out_dir=tmp_path / "a")
+    last = result.history[-1]
+    assert np.isfinite(last["train_loss"]) and last["train_transfer"] > 0
+    assert ("train_meta_outer_ce" in last) == (method in ("l2t_ww", "l2t_w"))
+    assert 0 <= result.metrics["test_at_best_val"] <= 100
+    assert result.extra["l2t_source"] == f"mini:{tiny_hub}"
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(step: int, _out: dict) -> None:
+        if step == 6:  # after the step-4 checkpoint: φ's Adam moments are non-zero by then
+            raise Interrupted
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiment, "fit", functools.partial(train_mod.fit, on_step=interrupt))
+        with pytest.raises(Interrupted):
+            tl.run(cfg, out_dir=tmp_path / "b")
+    resumed = tl.run(cfg, out_dir=tmp_path / "b")
+    assert resumed.metrics == result.metrics and resumed.history == result.history
+
+
+def test_the_mini_table_runs_every_row_but_lwf():
+    from transferlab.papers import PAPERS
+
+    paper = PAPERS.get("l2t_ww")
+    table = paper.table("limited", "mini")
+    cells = table.cells(paper="l2t_ww")
+    assert all(c.available for c in cells) and len(cells) == 5 * 1 * 3
+    assert {c.params["method"] for c in cells} == {"scratch", "at", "fm", "l2t_w", "l2t_ww"}
+    assert "lwf" in paper.not_implemented
+    for c in cells:
+        cfg = c.config()
+        assert cfg.backbone == "mini_vgg" and cfg.pretrained == "none" and not cfg.optim.nesterov
+    for name in ("cifar", "cifar10_limited", "imagenet224"):  # the paper's tables stay declared
+        assert paper.table(name, "paper").provenance
