@@ -453,3 +453,23 @@ def test_evaluate_ten_crop_sums_logits():
 def test_evaluate_empty_raises():
     with pytest.raises(ValueError, match="empty"):
         evaluate(_identity, [], num_classes=3)
+
+
+def test_a_killed_writers_temporary_is_removed_and_a_live_ones_is_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from transferlab.results import atomic_write_json, remove_stale_temporaries
+
+    atomic_write_json(tmp_path / "metrics.json", {"a": 1})
+    assert list(tmp_path.glob(".*.tmp")) == []  # a completed write leaves nothing behind
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    killed = tmp_path / f".history.jsonl.{int(dead.stdout)}.abc123.tmp"
+    live = tmp_path / f".history.jsonl.{os.getpid()}.def456.tmp"
+    for p in (killed, live):
+        p.write_text("partial")
+    assert remove_stale_temporaries(tmp_path) == [killed]
+    assert live.exists() and (tmp_path / "metrics.json").exists()

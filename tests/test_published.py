@@ -77,3 +77,16 @@ def test_a_bad_row_is_refused(tmp_path, monkeypatch):
             published.load_published()
     finally:
         published.load_published.cache_clear()
+
+
+def test_cells_without_rates_match_full_data_and_unlabelled_weights_match_nothing():
+    import pandas as pd
+    from transferlab.papers import published
+
+    frame = pd.DataFrame(
+        {"dataset": ["fgvc_aircraft"] * 2, "method": ["finetune"] * 2,
+         "pretrained": ["IMAGENET1K_V1", "maskrcnn_coco_v1"], "test_at_best_val_mean": [80.0, 70.0]}
+    )  # fmt: skip
+    out = published.beside(frame, "zoo_tuning")
+    assert out.loc[0, "peer: TLlib (README)"] == "80.20"  # the 100 % row, not the 15 % one (41.60)
+    assert out.loc[1, "peer: TLlib (README)"] == "—"  # no peer fine-tuned a Mask R-CNN backbone

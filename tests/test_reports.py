@@ -49,3 +49,17 @@ def test_paired_gap_is_per_variant():
     assert gaps.loc["co_tuning (relationship=reverse)", "mean_gap"] == 11.0
     assert gaps.loc["co_tuning (relationship=direct)", "mean_gap"] == 21.0
     assert gaps["significant"].all()
+
+
+def test_paper_tables_show_the_published_and_peer_numbers_before_any_run(tmp_path, monkeypatch):
+    from transferlab import report_view
+
+    shown = []
+    monkeypatch.setattr(report_view, "display", lambda obj: shown.append(getattr(obj, "data", str(obj))))
+    view = report_view.PaperReport("co_tuning", results_dir=str(tmp_path), figures_dir=str(tmp_path / "fig"))
+    view._table("sampling", "paper", view.spec.table("sampling", "paper"))
+    html = next(s for s in shown if "<table" in s)
+    assert "No finished runs yet" in "".join(shown)
+    # TLlib's README: Co-Tuning on CUB-200-2011 at 15 %, supervised pre-training = 57.6; LwF on MoCo rows exist too
+    assert "57.60" in html and "not transcribed" in html and "moco_v2_800ep" in html
+    assert "ours" not in html  # nothing of ours to compare yet

@@ -18,7 +18,14 @@ from transferlab.config import RunConfig
 from transferlab.data.pipeline import TrainStream, derive_seed, eval_batches
 from transferlab.data.splits import SplitIndices, make_splits
 from transferlab.methods import METHODS, Method
-from transferlab.results import RESULTS_DIR, Result, atomic_write_json, load_result, read_json
+from transferlab.results import (
+    RESULTS_DIR,
+    Result,
+    atomic_write_json,
+    load_result,
+    read_json,
+    remove_stale_temporaries,
+)
 from transferlab.train import fit, resolve_device
 
 
@@ -83,6 +90,7 @@ def run(cfg: RunConfig, out_dir: Path | str | None = None, force: bool = False) 
 def train(cfg: RunConfig, out: Path) -> tuple[Method, Result]:
     """Like :func:`run`, always training (resuming a checkpoint if one is there); returns the trained method too."""
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # left by a run killed in the middle of a write
     atomic_write_json(out / "config.json", {"config": cfg.to_flat(), "config_hash": cfg.config_hash()})
     method, data = prepared_method(cfg, out)
     torch.manual_seed(derive_seed(cfg.seed, 8))  # anything random inside training (dropout, noisy gates)

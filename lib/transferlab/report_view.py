@@ -70,6 +70,8 @@ class PaperReport:
         if sub.empty:
             display(Markdown(f"*No finished runs yet.* Run: `transferlab run {self.spec.name} --table {name} "
                              f"--protocol {protocol}`"))  # fmt: skip
+            if protocol == "paper":
+                self._published_only(table)
             return
         summary = reports.summarize(sub)
         if protocol == "mini":
@@ -87,6 +89,26 @@ class PaperReport:
         stem = f"{self.spec.name}-{name}-{protocol}"
         self._figure(reports.plot_summary(sub), f"{stem}-summary.png")
         self._figure(reports.plot_curves(sub), f"{stem}-curves.png")
+
+    def _published_only(self, table) -> None:
+        """The published and peer numbers a paper-protocol table will stand beside, before any run of ours."""
+        cells = pd.DataFrame([c.params for c in table.cells(seeds=[0], paper=self.spec.name)])
+        keys = [k for k in ("dataset", "method", "sample_rate", "pretrained") if k in cells]
+        frame = cells[keys].drop_duplicates().reset_index(drop=True)
+        frame["test_at_best_val_mean"] = float("nan")
+        numbers = published.beside(frame, self.spec.name)
+        numbers = numbers[
+            [c for c in numbers.columns if c != "test_at_best_val_mean" and not c.startswith("ours")]
+        ]
+        peer_cols = [c for c in numbers.columns if c.startswith("peer")]
+        known = (numbers["paper"] != published.NOT_TRANSCRIBED) | (numbers[peer_cols] != "—").any(axis=1)
+        if not known.any():
+            display(Markdown("No published or peer number is known for this table's cells."))
+            return
+        display(Markdown(f"Published and peer numbers known for {int(known.sum())} of the table's {len(numbers)} "
+                         "configurations (ours: not run yet). Peer numbers are TLlib's re-implementation, which "
+                         "selects the best epoch **on the test split**."))  # fmt: skip
+        display(HTML(numbers[known].to_html(index=False, classes="published", na_rep="—")))
 
     def _gaps(self, sub: pd.DataFrame) -> None:
         if "finetune" not in set(sub.method):

@@ -61,12 +61,13 @@ def beside(summary: pd.DataFrame, paper: str) -> pd.DataFrame:
     for _, row in summary.iterrows():
         match = (pub.dataset == row.get("dataset")) & (pub.method == row.get("method"))
         rate = row.get("sample_rate")
-        match &= (
-            pub.sample_rate.isna() | (pub.sample_rate - rate).abs().lt(1e-9) if rate is not None else True
-        )
-        label = PRETRAIN_LABEL.get(str(row.get("pretrained")))
-        if label is not None:
-            match &= pub.pretrain.fillna("") == label
+        rate = 1.0 if rate is None or pd.isna(rate) else rate  # a table without rates trains on all the data
+        match &= pub.sample_rate.isna() | (pub.sample_rate - rate).abs().lt(1e-9)
+        weights = str(row.get("pretrained", "none"))
+        if weights != "none" and not weights.startswith(
+            "hub:"
+        ):  # none/hub: the method, not one model, decides
+            match &= pub.pretrain.fillna("") == PRETRAIN_LABEL.get(weights, weights)
         hits = pub[match]
         own = hits[(hits.kind == "paper") & (hits.paper == paper)]
         value = own.value.iloc[0] if len(own) else None
