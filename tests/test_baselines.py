@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from golden import anchor
+from resume import assert_resumes_exactly
 from transferlab.methods.regularizers import (
     attention_behavioral_penalty,
     behavioral_penalty,
@@ -124,24 +125,7 @@ def test_every_single_model_method_trains_logs_its_terms_and_resumes_exactly(
     if method in terms:
         assert terms[method] in last and last[terms[method]] >= 0
     # interrupted after its first checkpoint (step 4), the run resumes to exactly the same numbers
-    import functools
-
-    from transferlab import experiment
-    from transferlab import train as train_mod
-
-    class Interrupted(Exception):
-        pass
-
-    def interrupt(step: int, _out: dict) -> None:
-        if step == 6:
-            raise Interrupted
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(experiment, "fit", functools.partial(train_mod.fit, on_step=interrupt))
-        with pytest.raises(Interrupted):
-            tl.run(cfg, out_dir=tmp_path / "b")
-    resumed = tl.run(cfg, out_dir=tmp_path / "b")
-    assert resumed.metrics == result.metrics and resumed.history == result.history
+    assert_resumes_exactly(cfg, tmp_path / "b", result)
 
 
 def test_methods_that_keep_the_source_refuse_random_weights(tiny_config):

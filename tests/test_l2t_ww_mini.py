@@ -3,11 +3,10 @@ run through ``transferlab.run`` on the tiny fixtures that resumes exactly after 
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
+from resume import assert_resumes_exactly
 from transferlab.config import ConfigError, RunConfig
 from transferlab.methods.l2t_ww_setup import SETTINGS, resolve
 from transferlab.methods.matching import MINI_PAIRS, MINI_RESNET_WIDTHS, MINI_VGG_WIDTHS
@@ -112,8 +111,6 @@ def test_the_mini_setting_builds_from_a_run_config(tiny_config, tiny_hub):
 @pytest.mark.parametrize("method", ["l2t_ww", "l2t_w", "fm", "at"])
 def test_a_mini_l2t_run_trains_logs_its_terms_and_resumes_exactly(method, tiny_config, tiny_hub, tmp_path):
     import transferlab as tl
-    from transferlab import experiment
-    from transferlab import train as train_mod
 
     cfg = _mini_cfg(tiny_config, tiny_hub, method)
     result = tl.run(cfg, out_dir=tmp_path / "a")
@@ -123,19 +120,8 @@ def test_a_mini_l2t_run_trains_logs_its_terms_and_resumes_exactly(method, tiny_c
     assert 0 <= result.metrics["test_at_best_val"] <= 100
     assert result.extra["l2t_source"] == f"mini:{tiny_hub}"
 
-    class Interrupted(Exception):
-        pass
-
-    def interrupt(step: int, _out: dict) -> None:
-        if step == 6:  # after the step-4 checkpoint: φ's Adam moments are non-zero by then
-            raise Interrupted
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(experiment, "fit", functools.partial(train_mod.fit, on_step=interrupt))
-        with pytest.raises(Interrupted):
-            tl.run(cfg, out_dir=tmp_path / "b")
-    resumed = tl.run(cfg, out_dir=tmp_path / "b")
-    assert resumed.metrics == result.metrics and resumed.history == result.history
+    # interrupted after the step-4 checkpoint (φ's Adam moments are non-zero by then), it resumes exactly
+    assert_resumes_exactly(cfg, tmp_path / "b", result)
 
 
 def test_the_mini_table_runs_every_row_but_lwf():
