@@ -33,6 +33,14 @@ from transferlab.schedules import lr_factor
 CHECKPOINT = "checkpoint.pt"
 
 
+def channels_last(module: torch.nn.Module) -> None:
+    """Store the 4-D parameters and buffers channels_last (``Module.to(memory_format=...)`` would reject the 5-D
+    stacked expert kernels of Zoo-Tuning)."""
+    for t in [*module.parameters(), *module.buffers()]:
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+
+
 class NonFiniteLossError(FloatingPointError):
     pass
 
@@ -106,7 +114,8 @@ def fit(
     o, d = run.optim, run.data
     device = resolve_device(run.device)
     amp = autocast_dtype(run, device)
-    method.to(device).to(memory_format=torch.channels_last)
+    method.to(device)
+    channels_last(method)
     method.autocast_dtype = amp
     optimizer = make_optimizer(method, run)
     stream = TrainStream(source.train, splits.train, preset, d.batch_size, run.seed, device, d.num_workers)

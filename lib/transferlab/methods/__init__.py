@@ -3,6 +3,16 @@
 from transferlab.methods.base import METHODS, Method, method_config
 
 # Importing a method module registers it.
-from transferlab.methods import bss, co_tuning, delta, finetune, l2sp, l2t_ww, lwf, scratch  # noqa: E402,F401  isort: skip
+from transferlab.methods import (  # noqa: E402,F401  isort: skip
+    bss,
+    co_tuning,
+    delta,
+    finetune,
+    l2sp,
+    l2t_ww,
+    lwf,
+    scratch,
+    zoo_tuning,
+)
 
 __all__ = ["METHODS", "Method", "method_config"]
