@@ -46,6 +46,8 @@ class Method(nn.Module):
 
     def __init__(self, backbone: Backbone, num_classes: int, cfg: Method.Config):
         super().__init__()
+        if self.uses_source_head and backbone.source_head is None:
+            raise ValueError(f"{self.name} needs pre-trained weights with their classifier (the source head)")
         self.backbone = backbone
         self.num_classes = num_classes
         self.cfg = cfg

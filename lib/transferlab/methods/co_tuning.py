@@ -206,8 +206,6 @@ class CoTuning(Method):
 
     def __init__(self, backbone: Backbone, num_classes: int, cfg: CoTuning.Config):
         super().__init__(backbone, num_classes, cfg)
-        if backbone.source_head is None:
-            raise ValueError("co_tuning needs pre-trained weights with their classifier (the source head)")
         self.register_buffer("relationship", torch.zeros(num_classes, backbone.source_head.out_features))
         self.info: dict = {}
 

@@ -59,8 +59,6 @@ class LwF(Method):
 
     def __init__(self, backbone: Backbone, num_classes: int, cfg: LwF.Config):
         super().__init__(backbone, num_classes, cfg)
-        if backbone.source_head is None:
-            raise ValueError("lwf needs pre-trained weights with their classifier (the source head to keep)")
         teacher = copy.deepcopy(backbone)
         teacher.head = teacher.source_head  # the original network: pre-trained body and source classifier
         teacher.source_head = None

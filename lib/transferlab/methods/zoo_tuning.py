@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from transferlab.config import ConfigError, RunConfig
@@ -86,10 +85,7 @@ class ZooTuning(Method):
             raise ConfigError(
                 f"hub {hub.name!r} holds {arch} models; the run asks for backbone {run.backbone!r}"
             )
-        # Loading must not move the seeded RNG the new layers are initialised from: the hub's shape check builds an
-        # untrained network only on its first call in a process (functools.cache), and pre-training reseeds.
-        with torch.random.fork_rng(devices=[]):
-            sources = list(hub.state_dicts(data_root=run.data.data_root).values())  # hub order = expert order
+        sources = list(hub.state_dicts(data_root=run.data.data_root).values())  # hub order = expert order
         net = build_zoo_resnet(
             sources,
             arch,

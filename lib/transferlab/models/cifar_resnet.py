@@ -3,7 +3,7 @@
 depth = 6n + 2 (8, 14, 20, 32, ...). With widths (16, 32, 64) and n = 5 this is the ResNet-32 that L2T-ww uses as
 its 32×32 source network; with n = 1 and small widths it is the mini hub's backbone. Attribute names follow
 torchvision's ResNet (``conv1``, ``bn1``, ``relu``, ``maxpool``, ``layer1..3``, ``avgpool``, ``fc``) so that
-:class:`transferlab.models.backbones.ResNetBackbone` wraps both families the same way.
+:class:`transferlab.models.backbones.Backbone` wraps both families the same way.
 
 Shapes: input [B, in_channels, H, W] → layer1 [B, w0, H, W] → layer2 [B, w1, H/2, W/2] → layer3 [B, w2, H/4, W/4]
 → pooled feature [B, w2] → logits [B, num_classes].

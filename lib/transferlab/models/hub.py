@@ -27,9 +27,7 @@ were trained dilated; like the official code we load them into an undilated ResN
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +40,17 @@ from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights
 from transferlab.config import ConfigError
 from transferlab.models import mini_hub
 from transferlab.models.backbones import BACKBONES, Backbone
-from transferlab.models.weights import MOCO_MD5, MOCO_URL, WeightsError, hash_prefix, load_checked
-from transferlab.models.weights import _find_or_download as find_or_download
+from transferlab.models.weights import (
+    MOCO_MD5,
+    MOCO_URL,
+    WeightsError,
+    file_digest,
+    find_or_download,
+    find_weights,
+    hash_prefix,
+    load_checked,
+    weights_dirs,
+)
 from transferlab.registry import Registry
 
 TORCHVISION_LICENCE = "torchvision pre-trained weights; the terms of the training data (ImageNet, COCO) apply"
@@ -68,29 +75,9 @@ class KeyMap:
         return kept + "".join(f"; {d}* dropped" for d in self.drop)
 
 
-def _hub_cache() -> str:
-    return str(Path(torch.hub.get_dir()) / "checkpoints")
-
-
-def _digest(path: Path, kind: str) -> str:
-    h = hashlib.new(kind)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _locate(filename: str, weights_dir: str | Path | None) -> Path | None:
-    """Where ``find_or_download`` would find ``filename`` without downloading (same order), or None."""
-    for d in (weights_dir, os.environ.get("TRANSFERLAB_WEIGHTS_DIR"), _hub_cache()):
-        if d and (Path(d) / filename).is_file():
-            return Path(d) / filename
-    return None
-
-
 @dataclass(frozen=True)
 class Published:
-    """A published checkpoint: found on disk or downloaded (``weights._find_or_download``), checksum-checked."""
+    """A published checkpoint: found on disk or downloaded (``weights.find_or_download``), checksum-checked."""
 
     file: str
     url: str
@@ -100,15 +87,15 @@ class Published:
     licence: str
 
     def locate(self, weights_dir=None) -> Path | None:
-        return _locate(self.file, weights_dir)
+        return find_weights(self.file, weights_dir)
 
     def where(self, weights_dir=None) -> str:
-        dirs = [str(d) for d in (weights_dir, os.environ.get("TRANSFERLAB_WEIGHTS_DIR")) if d]
-        return f"download it from the source and put it in {' or '.join([*dirs, _hub_cache()])}"
+        dirs = " or ".join(str(d) for d in weights_dirs(weights_dir))
+        return f"download it from the source and put it in {dirs}"
 
     def problem(self, path: Path) -> str:
         """ "" if ``path`` matches the expected checksum prefix, else what is wrong."""
-        digest = _digest(path, self.checksum)
+        digest = file_digest(path, self.checksum)
         if digest.startswith(self.prefix):
             return ""
         return (
@@ -183,7 +170,7 @@ class MiniHubWeights:
         expected = self.prefix
         if expected is None:
             return f"manifest {self._files[1]} missing or unreadable: the model is pre-trained again on use"
-        if _digest(path, self.checksum) != expected:
+        if file_digest(path, self.checksum) != expected:
             return f"checksum mismatch for {path}: the model is deleted and pre-trained again on use"
         return ""
 
@@ -226,8 +213,10 @@ def _ignorable(key: str) -> bool:
 
 @functools.cache
 def _arch_shapes(arch: str) -> dict[str, tuple[int, ...]]:
-    """Key → shape of an untrained ``arch`` (built once per process)."""
-    return {k: tuple(v.shape) for k, v in BACKBONES.get(arch)(1000).state_dict().items()}
+    """Key → shape of an untrained ``arch``, built on the meta device: no memory, no draw from the global RNG."""
+    with torch.device("meta"):
+        net = BACKBONES.get(arch)(1000)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
 def _check_fit(state: Mapping[str, torch.Tensor], arch: str, what: str) -> None:

@@ -126,7 +126,10 @@ def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Pa
         fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run waits here instead of pre-training the same model
         meta = _valid(weights, manifest)
         if meta is None:
-            meta = _pretrain(model, weights, manifest, data_root, verbose)
+            with torch.random.fork_rng(
+                devices=[]
+            ):  # pre-training on a cold cache must not move the caller's RNG
+                meta = _pretrain(model, weights, manifest, data_root, verbose)
     return weights, meta
 
 
@@ -178,10 +181,7 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
         raise WeightsError(
             f"mini hub model {name!r} is a {model.backbone}; the run asks for backbone {backbone!r}"
         )
-    with torch.random.fork_rng(
-        devices=[]
-    ):  # pre-training on a cold cache must not move the caller's RNG stream
-        weights, meta = ensure(name, data_root)
+    weights, meta = ensure(name, data_root)
     state = load_checked(weights, meta["sha256"])
     net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
     net.load_state_dict(state, strict=True)

@@ -46,12 +46,17 @@ def hash_prefix(filename: str) -> str | None:
     return m.group(1) if m else None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def file_digest(path: Path, kind: str = "sha256") -> str:
+    """Hex digest (``kind``: any hashlib name, e.g. sha256, md5) of a file, read in 1 MiB chunks."""
+    h = hashlib.new(kind)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def load_checked(path: Path, expected_prefix: str | None) -> dict:
@@ -93,8 +98,8 @@ def moco_state_dict(name: str, weights_dir: str | Path | None = None) -> dict:
     if name not in MOCO_MD5:
         raise WeightsError(f"unknown MoCo weights {name!r}; valid: {', '.join(MOCO_MD5)}")
     filename, url = f"{name}_pretrain.pth.tar", MOCO_URL.format(name=name)
-    path = _find_or_download(filename, url, f"MoCo {name} (ResNet-50)", weights_dir)
-    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    path = find_or_download(filename, url, f"MoCo {name} (ResNet-50)", weights_dir)
+    digest = file_digest(path, "md5")
     if not digest.startswith(MOCO_MD5[name]):
         raise WeightsError(
             f"checksum mismatch for {path}: md5 {digest[:12]}… does not start with {MOCO_MD5[name]} "
@@ -103,12 +108,23 @@ def moco_state_dict(name: str, weights_dir: str | Path | None = None) -> dict:
     return remap_moco(load_checked(path, None))
 
 
-def _find_or_download(filename: str, url: str, what: str, weights_dir: str | Path | None) -> Path:
+def weights_dirs(weights_dir: str | Path | None = None) -> list[Path]:
+    """Where weight files are looked for, in order: the argument, ``$TRANSFERLAB_WEIGHTS_DIR``, torch's hub cache."""
     dirs = [weights_dir, os.environ.get("TRANSFERLAB_WEIGHTS_DIR"), Path(torch.hub.get_dir()) / "checkpoints"]
-    for d in dirs:
-        if d and (Path(d) / filename).is_file():
-            return Path(d) / filename
-    target = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    return [Path(d) for d in dirs if d]
+
+
+def find_weights(filename: str, weights_dir: str | Path | None = None) -> Path | None:
+    """The first ``filename`` on disk in :func:`weights_dirs`, or None (never downloads)."""
+    return next((d / filename for d in weights_dirs(weights_dir) if (d / filename).is_file()), None)
+
+
+def find_or_download(filename: str, url: str, what: str, weights_dir: str | Path | None) -> Path:
+    """:func:`find_weights`, else a download into torch's hub cache; offline, an error naming the file and URL."""
+    found = find_weights(filename, weights_dir)
+    if found is not None:
+        return found
+    target = weights_dirs()[-1] / filename
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix(filename), progress=False)
@@ -136,5 +152,5 @@ def torchvision_state_dict(backbone: str, name: str, weights_dir: str | Path | N
     """The state dict of a pinned torchvision weights enum, from disk or (online) a download."""
     enum = resolve_enum(backbone, name)
     filename = enum.url.rsplit("/", 1)[-1]
-    path = _find_or_download(filename, enum.url, f"{backbone} {name}", weights_dir)
+    path = find_or_download(filename, enum.url, f"{backbone} {name}", weights_dir)
     return load_checked(path, hash_prefix(filename))
