@@ -449,3 +449,18 @@ def test_bad_inputs_fail_before_training(bad, tiny_config, session_dir, monkeypa
         transferlab.run(transferlab.RunConfig.from_flat(bad))
     assert _listing(root) == before
     assert "no_such_dataset" not in DATASETS
+
+
+def test_channels_last_gives_module_to_strides_and_skips_5d_tensors():
+    """1×1 kernels have two valid channels_last layouts; fit() must keep Module.to's (results depend on it)."""
+    from transferlab.train import channels_last
+
+    a, b = torch.nn.Conv2d(16, 32, 1), torch.nn.Conv2d(16, 32, 1)
+    b.load_state_dict(a.state_dict())
+    channels_last(a)
+    b.to(memory_format=torch.channels_last)
+    assert a.weight.stride() == b.weight.stride()
+    holder = torch.nn.Module()
+    holder.kernels = torch.nn.Parameter(torch.randn(2, 4, 3, 3, 3))  # 5-D: left as it is
+    channels_last(holder)
+    assert holder.kernels.is_contiguous()

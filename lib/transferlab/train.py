@@ -38,7 +38,7 @@ def channels_last(module: torch.nn.Module) -> None:
     stacked expert kernels of Zoo-Tuning)."""
     for t in [*module.parameters(), *module.buffers()]:
         if t.dim() == 4:
-            t.data = t.data.contiguous(memory_format=torch.channels_last)
+            t.data = t.data.to(memory_format=torch.channels_last)  # .to re-strides 1×1 kernels too
 
 
 class NonFiniteLossError(FloatingPointError):
