@@ -36,9 +36,11 @@ data:
 hub: env data
 	$(BIN)/transferlab hub build mini
 
-# The mini tables whose methods all exist (within 10 minutes on 2 cores), then every report.
+# The mini tables whose methods all exist, the model-hub papers' measured cost tables, then every report.
 demo: env data hub
 	$(BIN)/transferlab run all --protocol mini --jobs $(JOBS) --complete-only
+	$(BIN)/transferlab cost zoo_tuning --protocol mini
+	$(BIN)/transferlab cost hub_pathway --protocol mini
 	$(BIN)/transferlab report --all
 	@echo "Open reports/index.html (or reports/finetune.html)."
 

@@ -19,17 +19,18 @@
 #
 # Status and known deviations:
 #
-# - Hub-Pathway and the ensemble / distillation / Zoo-Tuning rows are not implemented yet: the defaults below
-#   fine-tune one hub model alone (this paper's single-model rows).
+# - Hub-Pathway is transferlab's reading of the abstract (no official code; `methods/hub_pathway.py` lists every
+#   choice and its switch). The baselines (single models, ensemble, distillation, Zoo-Tuning) are implemented.
+# - The run saves its routing on the test set (chosen models, per class, entropies, FLOPs per sample): plotted below.
 # - Mini-protocol numbers come from embedded CPU-scale data and are never comparable to published numbers.
 
 # %% tags=["parameters"]
 paper: str = "hub_pathway"  # paper (transferlab.papers) whose table this run belongs to
 table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
 protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
-method: str = "finetune"  # registered method: finetune | scratch (transferlab.methods.METHODS)
+method: str = "hub_pathway"  # hub_pathway | ensemble | distill | zoo_tuning | finetune (one hub model)
 backbone: str = "mini_resnet"  # backbone: mini_resnet | resnet18 | resnet34 | resnet50 | cifar_resnet32
-pretrained: str = "mini:fmnist_full"  # "none", a torchvision enum (IMAGENET1K_V1) or "mini:<hub model>"
+pretrained: str = "hub:mini"  # a model hub "hub:<name>" (multi-model methods) or one model "mini:<name>"
 seed: int = 0  # seeds data sampling, initialisation and augmentation
 precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
 device: str = "auto"  # auto | cpu | cuda | cuda:N (run-time only)
@@ -72,3 +73,17 @@ print(result.summary())
 
 # %%
 reports.plot_curves([result])
+
+# %% [markdown]
+# How the pathways used the hub on the test set, with the selected weights (Hub-Pathway runs only).
+
+# %%
+routing = result.extra.get("test_statistics", {}).get("routing")
+if routing:
+    import pandas as pd
+
+    usage = pd.DataFrame({"chosen_fraction": routing["chosen_fraction"], "mean_weight": routing["mean_weight"]},
+                         index=routing["experts"])  # fmt: skip
+    print(f"FLOPs per sample: {routing['flops_per_sample'] / 1e6:.2f} M spent, "
+          f"{routing['flops_per_sample_ensemble'] / 1e6:.2f} M for the whole hub")  # fmt: skip
+    display(usage.round(3))

@@ -9,6 +9,7 @@ Fixtures:
   pattern) so that ``fit()`` tests take a fraction of a second instead of loading Fashion-MNIST;
 - ``tiny_hub``: a registered mini-hub model (``test_tiny_digits``: 10 steps on ``mini_hub_digits``) so that tests
   needing a pre-trained ``mini:`` backbone never pre-train the real hub (~2 min);
+- ``tiny_zoo``: a two-model hub ``test_tiny`` of tiny mini-hub models (Zoo-Tuning, the hub baselines);
 - ``tiny_config``: a factory of small, valid ``RunConfig`` objects on ``test_tiny``.
 """
 
@@ -103,6 +104,28 @@ def tiny_hub() -> str:
         )
         MINI_HUB.register(TINY_HUB)(model)
     return TINY_HUB
+
+
+TINY_HUB_B = "test_tiny_digits_b"  # a second tiny model, so the experts of a tiny hub differ
+TINY_ZOO = "test_tiny"
+
+
+@pytest.fixture
+def tiny_zoo(tiny_hub, monkeypatch) -> str:
+    """A two-model hub ``test_tiny`` of tiny mini-hub models (both pre-trained up front, seconds), registered for
+    this test only; returns its name (use ``hub:<name>``)."""
+    from transferlab.models.hub import HUBS, mini_hub_of
+    from transferlab.models.mini_hub import MINI_HUB, HubModel
+
+    if TINY_HUB_B not in MINI_HUB:
+        MINI_HUB.register(TINY_HUB_B)(
+            HubModel(TINY_HUB_B, "test stand-in: 8 steps at lr 0.05", "mini_hub_digits", "supervised",
+                     "scikit-learn digits", iterations=8, batch_size=32, lr=0.05)
+        )  # fmt: skip
+    hub = mini_hub_of([tiny_hub, TINY_HUB_B], name=TINY_ZOO)
+    hub.fetch()
+    monkeypatch.setitem(HUBS._items, TINY_ZOO, hub)
+    return TINY_ZOO
 
 
 @pytest.fixture(scope="session")

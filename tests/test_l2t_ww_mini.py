@@ -124,17 +124,45 @@ def test_a_mini_l2t_run_trains_logs_its_terms_and_resumes_exactly(method, tiny_c
     assert_resumes_exactly(cfg, tmp_path / "b", result)
 
 
-def test_the_mini_table_runs_every_row_but_lwf():
+def test_the_mini_table_runs_every_row():
     from transferlab.papers import PAPERS
 
     paper = PAPERS.get("l2t_ww")
     table = paper.table("limited", "mini")
     cells = table.cells(paper="l2t_ww")
-    assert all(c.available for c in cells) and len(cells) == 5 * 1 * 3
-    assert {c.params["method"] for c in cells} == {"scratch", "at", "fm", "l2t_w", "l2t_ww"}
-    assert "lwf" in paper.not_implemented
+    assert all(c.available for c in cells) and len(cells) == 6 * 1 * 3
+    assert {c.params["method"] for c in cells} == {"scratch", "l2t_lwf", "at", "fm", "l2t_w", "l2t_ww"}
     for c in cells:
         cfg = c.config()
         assert cfg.backbone == "mini_vgg" and cfg.pretrained == "none" and not cfg.optim.nesterov
     for name in ("cifar", "cifar10_limited", "imagenet224"):  # the paper's tables stay declared
         assert paper.table(name, "paper").provenance
+
+
+def test_lwf_for_a_different_architecture_target_distils_the_source_outputs(tiny_config, tiny_hub, tmp_path):
+    """LwF's loss with an old-task head on the target: CE + λ·KD_T(h_o(g(x)), f_s(x)); the source stays frozen."""
+    import transferlab as tl
+    from transferlab.methods import METHODS
+    from transferlab.methods.regularizers import kd_loss
+
+    cfg = _mini_cfg(tiny_config, tiny_hub, "l2t_lwf")
+    method = METHODS.get("l2t_lwf").build(cfg, 4)
+    assert method.old_head.out_features == method.source.num_classes == method.source.logits(
+        torch.zeros(1, 1, 28, 28)).shape[1]  # fmt: skip
+    assert not any(p.requires_grad for p in method.source.parameters())
+    method.train()
+    x, y = torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0])
+    out = method.loss(x, y)
+    f = method.backbone.features(x)
+    kd = kd_loss(method.old_head(f), method.source.logits(x), 2.0, True)
+    torch.testing.assert_close(out["kd"], kd)
+    torch.testing.assert_close(out["loss"], out["ce"] + kd)
+    out["loss"].backward()
+    assert method.old_head.weight.grad.abs().sum() > 0 and method.backbone.head.weight.grad.abs().sum() > 0
+    groups = method.param_groups(cfg.optim)
+    assert len(groups) == 1 and groups[0]["lr_mult"] == 1.0  # trained from scratch: everything at the base lr
+    result = tl.run(cfg, out_dir=tmp_path / "a")
+    assert (
+        result.history[-1]["train_kd"] > 0 and result.extra["old_task_classes"] == method.source.num_classes
+    )
+    assert_resumes_exactly(cfg, tmp_path / "b", result)

@@ -63,3 +63,29 @@ def test_paper_tables_show_the_published_and_peer_numbers_before_any_run(tmp_pat
     # TLlib's README: Co-Tuning on CUB-200-2011 at 15 %, supervised pre-training = 57.6; LwF on MoCo rows exist too
     assert "57.60" in html and "not transcribed" in html and "moco_v2_800ep" in html
     assert "ours" not in html  # nothing of ours to compare yet
+
+
+def test_best_single_model_is_chosen_per_seed_on_validation_only():
+    rows = []
+    # model a: best on validation for seeds 0 and 1, b for seed 2; b always has the better test score
+    for seed in range(3):
+        for model, val, test in (("mini:a", 90 - 10 * (seed == 2), 70), ("mini:b", 85, 80)):
+            rows.append({"table": "t", "protocol": "mini", "dataset": "d", "method": "finetune", "pretrained": model,
+                         "sample_rate": 0.15, "shots": 0, "seed": seed, "method_params": "{}",
+                         "test_at_best_val": test + seed, "test_last": test, "best_val": val,
+                         "cost_train_time_s": 1.0})  # fmt: skip
+        rows.append(
+            {**rows[-1], "method": "zoo_tuning", "pretrained": "hub:mini", "test_at_best_val": 75.0 + seed}
+        )
+    df = pd.DataFrame(rows)
+    df["variant"] = method_variants(df)
+    out = reports.with_best_single(df)
+    best = out[out.method == reports.BEST_SINGLE].sort_values("seed")
+    assert best.chosen.tolist() == ["mini:a", "mini:a", "mini:b"]  # by validation, never by test
+    assert best.test_at_best_val.tolist() == [70.0, 71.0, 82.0]
+    summary = reports.summarize(out).set_index("variant")
+    assert summary.loc[reports.BEST_SINGLE, "chosen"] == "a, a, b"
+    assert summary.loc[reports.BEST_SINGLE, "n"] == 3
+    gap = reports.paired_gap(out, "zoo_tuning", reports.BEST_SINGLE)
+    assert gap.mean_gap.item() == ((75 - 70) + (76 - 71) + (77 - 82)) / 3
+    assert reports.with_best_single(df[df.pretrained != "mini:b"]).equals(df[df.pretrained != "mini:b"])

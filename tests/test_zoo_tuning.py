@@ -9,25 +9,6 @@ import torch
 import transferlab.methods.zoo_tuning  # noqa: F401  registers zoo_tuning, zoo_tuning_lite
 from resume import assert_resumes_exactly
 
-SECOND = "test_tiny_digits_b"  # a second tiny mini-hub model, so the two experts differ
-
-
-@pytest.fixture
-def tiny_zoo(tiny_hub, monkeypatch) -> str:
-    """A two-model hub ``test_tiny`` of tiny mini-hub models, registered for this test only; returns its name."""
-    from transferlab.models.hub import HUBS, mini_hub_of
-    from transferlab.models.mini_hub import MINI_HUB, HubModel
-
-    if SECOND not in MINI_HUB:
-        MINI_HUB.register(SECOND)(
-            HubModel(SECOND, "test stand-in: 8 steps at lr 0.05", "mini_hub_digits", "supervised",
-                     "scikit-learn digits", iterations=8, batch_size=32, lr=0.05)
-        )  # fmt: skip
-    hub = mini_hub_of([tiny_hub, SECOND], name="test_tiny")
-    hub.fetch()  # pre-train both once, up front (seconds)
-    monkeypatch.setitem(HUBS._items, "test_tiny", hub)
-    return "test_tiny"
-
 
 def _build(tiny_config, method, **params):
     from transferlab.methods import METHODS

@@ -1,4 +1,4 @@
-"""The ``transferlab`` command line: ``run``, ``report``, ``bench``, ``data``, ``hub``.
+"""The ``transferlab`` command line: ``run``, ``report``, ``bench``, ``cost``, ``data``, ``hub``.
 
 Every command validates its arguments before doing any work and names the valid values when one is wrong.
 """
@@ -21,6 +21,19 @@ def _seeds(text: str) -> list[int]:
         ) from None
 
 
+def _assignment(text: str) -> tuple[str, object]:
+    """``key=value`` → (key, value); the value is read as JSON where it parses (numbers, true/false, lists)."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def cmd_run(args) -> int:
     from transferlab.papers import PAPERS
     from transferlab.runner import run_table
@@ -40,11 +53,16 @@ def cmd_run(args) -> int:
                 continue
             work.append((name, t))
     seeds = [s for chunk in args.seeds for s in chunk] if args.seeds else None
+    where: dict = {}
+    for key, value in args.where or []:
+        where.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+    overrides = dict(args.set or [])
     failed = 0
     for name, t in work:
         counts = run_table(
-            name, t, args.protocol, seeds, args.jobs, args.executor, args.dry_run, args.results
-        )
+            name, t, args.protocol, seeds, args.jobs, args.executor, args.dry_run, args.results,
+            where=where, overrides=overrides,
+        )  # fmt: skip
         failed += counts.get("failed", 0)
     return 1 if failed else 0
 
@@ -66,10 +84,36 @@ def cmd_report(args) -> int:
     return 0
 
 
+BENCH_DEFAULTS = {  # suite → (out, steps, repeats)
+    "fit": ("reports/bench.json", 60, 7),
+    "methods": ("reports/bench_methods.json", 10, 5),
+}
+
+
 def cmd_bench(args) -> int:
-    from transferlab.bench import main as bench_main
+    out, steps, repeats = BENCH_DEFAULTS[args.suite]
+    args.out = args.out or out
+    args.steps = steps if args.steps is None else args.steps
+    args.repeats = repeats if args.repeats is None else args.repeats
+    if args.suite == "methods":
+        from transferlab.bench_methods import main as bench_main
+    else:
+        from transferlab.bench import main as bench_main
 
     return bench_main(args)
+
+
+def cmd_cost(args) -> int:
+    from transferlab.cost_run import measure_table
+    from transferlab.papers import PAPERS
+
+    paper = PAPERS.get(args.paper)
+    tables = [args.table] if args.table else paper.table_names(args.protocol)
+    for t in tables:
+        paper.table(t, args.protocol)  # validate every name before measuring anything
+    for t in tables:
+        measure_table(args.paper, t, args.protocol, args.results, memory=args.memory)
+    return 0
 
 
 def cmd_data(args) -> int:
@@ -134,6 +178,17 @@ def parser() -> argparse.ArgumentParser:
         "--complete-only", action="store_true", help="only tables whose methods all exist (make demo)"
     )
     r.add_argument("--results", default="results", help="results root (default: results)")
+    r.add_argument(
+        "--where",
+        nargs="+",
+        action="extend",
+        type=_assignment,
+        metavar="KEY=VALUE",
+        help="only the cells with these values (e.g. shots=25 method=fm; a key given twice: either)",
+    )
+    r.add_argument("--set", nargs="+", action="extend", type=_assignment, metavar="KEY=VALUE",
+                   help="override fields in every cell (e.g. dataset=cifar10_jpeg iterations=500): a validation "
+                   "run of your own, with its own run directories; best with its own --results root")  # fmt: skip
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="build reports/<paper>.html from the results")
@@ -143,14 +198,34 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="reports")
     rep.set_defaults(func=cmd_report)
 
-    b = sub.add_parser("bench", help="fit() overhead against a bare PyTorch loop, and training throughput")
-    b.add_argument("--out", default="reports/bench.json")
-    b.add_argument("--steps", type=int, default=60)
-    b.add_argument(
-        "--repeats", type=int, default=7, help="alternating fit/bare pairs; the median ratio is reported"
+    b = sub.add_parser(
+        "bench",
+        help="fit: fit() overhead against a bare PyTorch loop; methods: per-step cost of methods relative to "
+        "each other (L2T-ww, Zoo-Tuning, lite collapse, Hub-Pathway)",
     )
+    b.add_argument("--suite", default="fit", choices=sorted(BENCH_DEFAULTS))
+    b.add_argument("--out", help="JSON report (default: reports/bench.json, reports/bench_methods.json)")
+    b.add_argument("--steps", type=int, help="timed steps per run (default: fit 60, methods 10)")
+    b.add_argument(
+        "--repeats", type=int, help="alternating timed runs; medians are reported (default: fit 7, methods 5)"
+    )
+    b.add_argument("--cases", default="all", help="methods suite: comma-separated case names (default: all)")
     b.add_argument("--gpu-only", action="store_true")
+    b.add_argument("--cpu-only", action="store_true")
+    b.add_argument(
+        "--no-memory", dest="memory", action="store_false", help="methods suite: skip the peak-memory runs"
+    )
     b.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("cost", help="measure a table's cost table: parameters, MACs, images/s, peak memory")
+    c.add_argument("paper")
+    c.add_argument("--table", help="table name (default: every table of the paper for the protocol)")
+    c.add_argument("--protocol", default="mini", choices=["mini", "paper"])
+    c.add_argument(
+        "--results", default="results", help="results root; writes <paper>/<protocol>/cost-<table>.json"
+    )
+    c.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
+    c.set_defaults(func=cmd_cost)
 
     d = sub.add_parser("data", help="list datasets or check one under a data root")
     d.add_argument("action", choices=["list", "check"])

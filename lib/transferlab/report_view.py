@@ -62,6 +62,7 @@ class PaperReport:
         planned = plan(self.spec.name, name, protocol, root=self.results_dir)
         counts = pd.Series([p.status for p in planned]).map(STATUS_TEXT).value_counts()
         display(Markdown("Cells: " + ", ".join(f"{v} {k}" for k, v in counts.items())))
+        self._cost(name, protocol)
         sub = (
             self.df[(self.df.get("table") == name) & (self.df.get("protocol") == protocol)]
             if len(self.df)
@@ -73,6 +74,7 @@ class PaperReport:
             if protocol == "paper":
                 self._published_only(table)
             return
+        sub = reports.with_best_single(sub)  # hub tables: the best single model, chosen by validation
         summary = reports.summarize(sub)
         if protocol == "mini":
             display(Markdown("*Mini protocol: embedded CPU-scale data; these numbers are not comparable to any "
@@ -87,6 +89,7 @@ class PaperReport:
         display(HTML(shown.to_html(index=False, classes="results", na_rep="—")))
         self._gaps(sub)
         stem = f"{self.spec.name}-{name}-{protocol}"
+        self._routing(sub, stem)
         self._figure(reports.plot_summary(sub), f"{stem}-summary.png")
         self._figure(reports.plot_curves(sub), f"{stem}-curves.png")
 
@@ -111,17 +114,52 @@ class PaperReport:
         display(HTML(numbers[known].to_html(index=False, classes="published", na_rep="—")))
 
     def _gaps(self, sub: pd.DataFrame) -> None:
-        if "finetune" not in set(sub.method):
+        # hub tables compare with the best single model (chosen by validation), others with fine-tuning
+        baseline = reports.BEST_SINGLE if reports.BEST_SINGLE in set(sub.method) else "finetune"
+        if baseline not in set(sub.method):
             return
-        gaps = [reports.paired_gap(sub, m, "finetune") for m in sorted(set(sub.method) - {"finetune"})]
-        gaps = [g for g in gaps if not g.empty]
+        others = sorted(set(sub.method) - {baseline, "finetune"})
+        gaps = [g for g in (reports.paired_gap(sub, m, baseline) for m in others) if not g.empty]
         if gaps:
+            name = "the best single model" if baseline == reports.BEST_SINGLE else "fine-tuning"
             display(
                 Markdown(
-                    "Paired difference to fine-tuning (same seeds), test accuracy at best val, 95 % bootstrap CI:"
+                    f"Paired difference to {name} (same seeds), test accuracy at best val, 95 % bootstrap CI:"
                 )
             )
             display(HTML(pd.concat(gaps).round(2).to_html(index=False, classes="gaps")))
+
+    def _cost(self, name: str, protocol: str) -> None:
+        """The table's measured cost table (``transferlab cost``), if it was measured."""
+        from transferlab.cost_run import load_table
+
+        loaded = load_table(self.spec.name, name, protocol, self.results_dir)
+        if loaded is None:
+            return
+        frame, saved = loaded
+        p = saved["provenance"]
+        display(Markdown(f"Measured cost (`transferlab cost {self.spec.name} --table {name} --protocol {protocol}`): "
+                         f"{saved['dataset']}, batch {frame.batch.iloc[0]}, on {p.get('device')} (load average "
+                         f"{saved.get('load_average')}); parameters in millions (at inference: what prediction "
+                         "runs; lite Zoo-Tuning collapsed), MACs per image counted by torch's FLOP counter, the "
+                         "fastest of 5 timed runs, the peak memory of a training step in a fresh process."))  # fmt: skip
+        display(HTML(frame.drop(columns=["device"]).round(3).to_html(classes="cost")))
+
+    def _routing(self, sub: pd.DataFrame, stem: str) -> None:
+        """Hub-Pathway: how the pathways used the hub (test set, best-validation weights) and the compute spent."""
+        from transferlab import reports_hub
+
+        frame = reports_hub.routing(sub[sub.method == "hub_pathway"])
+        if frame.empty:
+            return
+        display(Markdown("Hub-Pathway routing on the test set (selected weights; mean over seeds): the fraction of "
+                         "test images each hub model serves (a sample uses k models, so a row sums to k), the "
+                         "routing entropies, and the FLOPs actually spent per sample, measured, against running "
+                         "the whole hub."))  # fmt: skip
+        display(HTML(reports_hub.routing_summary(frame).to_html(index=False, classes="routing")))
+        first = frame.iloc[0]
+        usage = reports_hub.per_class_usage(sub, first["variant"], first["dataset"])
+        self._figure(reports_hub.plot_routing(frame, usage), f"{stem}-routing.png")
 
     def _figure(self, fig, filename: str) -> None:
         path = self.figures / filename

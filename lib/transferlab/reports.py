@@ -38,7 +38,31 @@ def summarize(df: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     agg["n"] = ("seed", "count")  # runs, not distinct seeds: a duplicated cell must show, not hide
     agg["seeds"] = ("seed", lambda s: ",".join(str(v) for v in sorted(s)))
     agg["train_time_s"] = ("cost_train_time_s", "mean")
+    if "chosen" in df.columns:  # best-single rows: which hub model validation picked, per seed
+        agg["chosen"] = ("chosen", lambda s: ", ".join(str(v).removeprefix("mini:") for v in s.dropna()))
     return df.groupby(keys, dropna=False).agg(**agg).reset_index()
+
+
+BEST_SINGLE = "best_single"
+
+
+def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
+    """Add "best single model (by validation)" rows to a hub table's runs.
+
+    For each dataset and seed, of the fine-tuning runs from the hub's single models (``pretrained`` not a
+    ``hub:`` name), the one with the highest best-validation accuracy is chosen, and its test accuracy (at its
+    best-validation step, and last) becomes that seed's ``best_single`` run; ``chosen`` names the model. The choice
+    looks at validation only, as a user without the test labels would choose; each seed may choose differently.
+    """
+    singles = df[(df.method == "finetune") & ~df.pretrained.astype(str).str.startswith("hub:")]
+    if singles.empty or singles.pretrained.nunique() < 2:
+        return df
+    keys = [k for k in ("table", "protocol", "dataset", "sample_rate", "shots", "seed") if k in df.columns]
+    best = singles.loc[singles.groupby(keys, dropna=False)["best_val"].idxmax()].copy()
+    best["chosen"] = best["pretrained"]
+    best["method"] = best["variant"] = BEST_SINGLE
+    best["pretrained"] = "best of " + str(len(singles.pretrained.unique())) + " (by val)"
+    return pd.concat([df, best], ignore_index=True)
 
 
 def mean_std(mean: float, std: float, n: int) -> str:
@@ -60,6 +84,8 @@ def display_table(summary: pd.DataFrame, protocol: str) -> pd.DataFrame:
             mean_std(a, b, n) for a, b, n in zip(summary[f"{m}_mean"], summary[f"{m}_std"], summary["n"])
         ]
     out["train time (s)"] = summary["train_time_s"].round(1)
+    if "chosen" in summary.columns:
+        out["chosen by val (per seed)"] = summary["chosen"].fillna("")
     return out
 
 

@@ -43,10 +43,23 @@ class Planned:
     source: Path | None = None  # for reuse: the finished run of the same experiment
 
 
-def plan(paper: str, table: str, protocol: str, seeds=None, root: Path | str = RESULTS_DIR) -> list[Planned]:
-    """Expand a table into cells and say which are done. Raises ConfigError on any invalid name or value."""
+def plan(
+    paper: str,
+    table: str,
+    protocol: str,
+    seeds=None,
+    root: Path | str = RESULTS_DIR,
+    where: dict | None = None,
+    overrides: dict | None = None,
+) -> list[Planned]:
+    """Expand a table into cells and say which are done. Raises ConfigError on any invalid name or value.
+
+    ``where`` keeps the cells whose field equals one of the given values (field → list); ``overrides`` sets fields
+    in every cell (a developer's validation run on other data, a shorter schedule): the config hash, and so the run
+    directory, changes with them, so overridden runs never pass for the table's own."""
     spec = PAPERS.get(paper)
     cells = spec.table(table, protocol).cells(seeds=seeds, paper=paper)
+    cells = select_cells(cells, where or {}, overrides or {})
     finished = finished_runs(root)
     out = []
     for cell in cells:
@@ -64,6 +77,30 @@ def plan(paper: str, table: str, protocol: str, seeds=None, root: Path | str = R
         else:
             status = "retry" if (run_dir / "failed.json").exists() else "todo"
         out.append(Planned(cell, run_dir, status, finished.get(cfg.config_hash())))
+    return out
+
+
+def select_cells(cells: list[Cell], where: dict, overrides: dict) -> list[Cell]:
+    """The cells matching ``where`` with ``overrides`` applied, duplicates (after overriding) dropped."""
+    from transferlab.papers import missing_reason
+
+    for key, values in where.items():
+        present = sorted({str(c.params.get(key)) for c in cells})
+        if not any(c.params.get(key) in values for c in cells):
+            raise ConfigError(
+                f"no cell has {key} in {values}; the table's values of {key!r}: {', '.join(present)}"
+            )
+    out, seen = [], set()
+    for c in cells:
+        if not all(c.params.get(k) in v for k, v in where.items()):
+            continue
+        if overrides:
+            params = {**c.params, **overrides}
+            c = Cell(params, missing_reason(params))
+        key = json.dumps(c.params, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
     return out
 
 
@@ -221,6 +258,8 @@ def run_table(
     dry_run: bool = False,
     root: Path | str = RESULTS_DIR,
     out=print,
+    where: dict | None = None,
+    overrides: dict | None = None,
 ) -> dict[str, int]:
     """Run every unfinished cell of a table. Returns counts of done / skipped / failed / missing cells."""
     if executor not in ("local", "slurm"):
@@ -229,7 +268,7 @@ def run_table(
         from transferlab.slurm import check_cluster
 
         check_cluster()  # no cluster: say so before pre-training or converting anything
-    planned = plan(paper, table, protocol, seeds, root)
+    planned = plan(paper, table, protocol, seeds, root, where, overrides)
     todo = [p for p in planned if p.status in ("todo", "retry")]
     reused = [p for p in planned if p.status == "reuse"]
     summary = {

@@ -109,8 +109,12 @@ def fit(
     run: RunConfig,
     out_dir: Path | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    keep_best: bool = False,
 ) -> Result:
-    """Train ``method`` for ``run.optim.iterations`` steps; resume from ``out_dir/checkpoint.pt`` if present."""
+    """Train ``method`` for ``run.optim.iterations`` steps; resume from ``out_dir/checkpoint.pt`` if present.
+
+    The method ends with the last step's weights, or with the best-validation ones if ``keep_best`` (a model that
+    is used afterwards: distillation's teacher)."""
     o, d = run.optim, run.data
     device = resolve_device(run.device)
     amp = autocast_dtype(run, device)
@@ -187,7 +191,7 @@ def fit(
         sums, n_since, t0 = {}, 0, time.perf_counter()
         method.train()
     progress.close()
-    result = _finish(method, source, splits, preset, run, device, amp, state, stream)
+    result = _finish(method, source, splits, preset, run, device, amp, state, stream, keep_best)
     result.cost["wall_time_s"] = (
         wall_before + time.perf_counter() - wall_start
     )  # training, evaluation and testing
@@ -239,7 +243,7 @@ def _resume(path: Path, run: RunConfig, method: Method, optimizer) -> dict:
     return ckpt
 
 
-def _finish(method, source, splits, preset, run, device, amp, state, stream) -> Result:
+def _finish(method, source, splits, preset, run, device, amp, state, stream, keep_best=False) -> Result:
     d = run.data
 
     def test() -> dict:
@@ -248,15 +252,25 @@ def _finish(method, source, splits, preset, run, device, amp, state, stream) -> 
         )
         return evaluate(method.predict, batches, source.num_classes, amp)
 
+    def statistics() -> dict:  # with the selected weights, one crop per image
+        batches = eval_batches(
+            source.test, splits.test, preset, d.eval_batch_size, device, False, d.num_workers
+        )
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            return method.test_statistics(batches)
+
     method.eval()
     last = test()
     if state["best_state"] is None:  # no validation split: the last step is the only candidate
         best, best_step, best_val = last, run.optim.iterations, float("nan")
+        stats = statistics()
     else:
         last_state = _cpu_state(method)
         method.load_state_dict(state["best_state"])
         best, best_step, best_val = test(), state["best_step"], state["best_val"]
-        method.load_state_dict(last_state)
+        stats = statistics()
+        if not keep_best:
+            method.load_state_dict(last_state)
     n_params = sum(p.numel() for p in method.parameters())
     train_time = state["train_time"]
     cost = {
@@ -293,6 +307,7 @@ def _finish(method, source, splits, preset, run, device, amp, state, stream) -> 
         extra={
             "pretrained_sha256": getattr(getattr(method, "backbone", None), "hub_sha256", None),
             **getattr(method, "artifacts", dict)(),
+            **({"test_statistics": stats} if stats else {}),
         },
     )
     return result

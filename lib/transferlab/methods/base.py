@@ -11,7 +11,8 @@ A method is an ``nn.Module`` that owns its model(s) and its state (anchors, rela
 - ``loss(x, y)`` → dict with ``loss`` (scalar to minimise), ``logits`` and any named terms (logged automatically);
 - ``train_step(x, y, optimizer)`` — one optimisation step; overridden only where the update itself differs
   (L2T-ww's bilevel step); it returns the loss dict;
-- ``predict(x)`` — target-task logits at evaluation.
+- ``predict(x)`` — target-task logits at evaluation;
+- ``test_statistics(batches)`` — optional statistics over the test set with the selected weights (routing).
 
 Each method's hyper-parameters are a nested frozen ``Config`` dataclass whose defaults are the paper's, with
 provenance in comments; ``RunConfig.method_params`` is validated against it.
@@ -97,6 +98,11 @@ class Method(nn.Module):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+    def test_statistics(self, batches: Any) -> dict:
+        """Method-specific statistics over the test set (``(x, y)`` batches, one crop) with the selected
+        best-validation weights, stored in the result's ``extra`` (Hub-Pathway's routing); none by default."""
+        return {}
 
 
 def method_config(name: str, params: dict[str, Any]) -> Method.Config:

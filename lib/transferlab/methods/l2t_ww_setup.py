@@ -117,6 +117,19 @@ class FrozenSource(nn.Module):
             return block_feature_maps(self.net, x)[1]
         return self.net.feature_maps(x)
 
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The source task's outputs [B, N_s] (TinyImageNet: 200, ImageNet: 1000, a mini hub model's head)."""
+        if self.kind == "blocks":
+            from transferlab.models.l2t_ww_source import block_feature_maps
+
+            return block_feature_maps(self.net, x)[0]
+        return self.net(x)
+
+    @property
+    def num_classes(self) -> int:
+        return (self.net.fc if self.kind == "blocks" else self.net.head).out_features
+
 
 def load_source(name: str, checkpoint: str, data_root: str) -> FrozenSource:
     """The frozen source network of a resolved source name (see :func:`resolve`)."""

@@ -24,7 +24,7 @@ from transferlab.papers.finetune import MINI_COMMON
 DATASETS = ["cifar100", "coco70", "fgvc_aircraft", "stanford_cars", "mit_indoor67", "dmlab", "eurosat"]
 HUB = ["IMAGENET1K_V1", "moco_v1_200ep", "maskrcnn_coco_v1", "deeplabv3_coco_v1", "keypointrcnn_coco_v1"]
 MINI_HUB = ["mini:fmnist_full", "mini:fmnist_coarse", "mini:fmnist_a", "mini:fmnist_rot", "mini:digits"]
-HUB_METHODS = ["ensemble", "distill", "zoo_tuning", "zoo_tuning_lite"]
+HUB_METHODS = ["ensemble", "feature_concat", "distill", "zoo_tuning", "zoo_tuning_lite"]
 SCHEDULE = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
             "head_lr_mult": 1.0, "schedule": "multistep", "milestones": [6000, 12000, 18000], "gamma": 0.1,
             "iterations": 15050, "eval_every": 1000, "batch_size": 48}  # fmt: skip
