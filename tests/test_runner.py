@@ -551,3 +551,26 @@ def test_local_executor_gives_each_running_cell_its_own_gpu(test_paper, tmp_path
     counts = runner.run_local(todo, tmp_path / "nb.ipynb", jobs=8, progress=None)
     assert counts == {"done": len(todo), "failed": 0}
     assert sorted(set(seen)) == ["0", "1"] and peak[0] == 2  # capped at 2 concurrent cells, one GPU each
+
+
+def test_where_selects_cells_and_set_overrides_them_with_their_own_run_dirs(
+    test_paper, tmp_path, capsys, no_execution
+):
+    plain = runner.plan(PAPER, "grid", "mini", root=tmp_path)
+    only = runner.plan(PAPER, "grid", "mini", root=tmp_path, where={"method": ["scratch"]})
+    assert [p.cell.params["method"] for p in only] == ["scratch", "scratch"]
+    changed = runner.plan(PAPER, "grid", "mini", root=tmp_path, where={"method": ["scratch"]},
+                          overrides={"iterations": 3})  # fmt: skip
+    assert [p.cell.config().optim.iterations for p in changed] == [3, 3]
+    assert not {p.run_dir for p in changed} & {
+        p.run_dir for p in plain
+    }  # never passes for the table's own cells
+    # an override that makes cells identical runs them once
+    assert len(runner.plan(PAPER, "grid", "mini", root=tmp_path, overrides={"seed": 0})) == 2
+    with pytest.raises(ConfigError, match="no cell has method in \\['nope'\\].*finetune, scratch"):
+        runner.plan(PAPER, "grid", "mini", root=tmp_path, where={"method": ["nope"]})
+    code = cli.main(["run", PAPER, "--table", "grid", "--results", str(tmp_path), "--dry-run",
+                     "--where", "method=scratch", "--set", "iterations=3", "lr=0.5"])  # fmt: skip
+    assert code == 0 and capsys.readouterr().out.count("would run") == 2
+    with pytest.raises(SystemExit):  # argparse: "expected key=value"
+        cli.main(["run", PAPER, "--table", "grid", "--results", str(tmp_path), "--set", "lr"])

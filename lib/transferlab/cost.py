@@ -273,7 +273,9 @@ def measure_cost(
     step = functools.partial(method.train_step, x, y, optimizer)
     timed(step, warmup, device)
     train_s = [timed(step, steps, device) for _ in range(repeats)]
-    out["train_step_ms"] = min(train_s) / steps * 1e3  # the least disturbed run: other processes only add time
+    out["train_step_ms"] = (
+        min(train_s) / steps * 1e3
+    )  # the least disturbed run: other processes only add time
     out["train_images_per_s"] = steps * bs / min(train_s)
     del step, optimizer
 

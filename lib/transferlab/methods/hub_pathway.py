@@ -138,7 +138,9 @@ class HubPathway(Method):
             raise ConfigError(
                 f"k={cfg.k} must be in 1..K = 1..{len(hub.models)} (hub {hub.name!r}: {', '.join(hub.names())})"
             )
-        _, members = hub_members(run, num_classes, cls.name)  # any architectures: aggregation is on the outputs
+        _, members = hub_members(
+            run, num_classes, cls.name
+        )  # any architectures: aggregation is on the outputs
         return cls(members, num_classes, cfg, hub.names())
 
     # ------------------------------------------------------------------------------------------------ pathways
