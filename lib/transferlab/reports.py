@@ -50,15 +50,20 @@ def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
     """Add "best single model (by validation)" rows to a hub table's runs.
 
     For each dataset and seed, of the fine-tuning runs from the hub's single models (``pretrained`` not a
-    ``hub:`` name), the one with the highest best-validation accuracy is chosen, and its test accuracy (at its
-    best-validation step, and last) becomes that seed's ``best_single`` run; ``chosen`` names the model. The choice
-    looks at validation only, as a user without the test labels would choose; each seed may choose differently.
+    ``hub:`` name), the one with the highest best-validation accuracy is chosen (ties, common with a few validation
+    images, go to the lower validation loss at that step), and its test accuracy (at its best-validation step, and
+    last) becomes that seed's ``best_single`` run; ``chosen`` names the model. The choice looks at validation only,
+    as a user without the test labels would choose; each seed may choose differently.
     """
     singles = df[(df.method == "finetune") & ~df.pretrained.astype(str).str.startswith("hub:")]
     if singles.empty or singles.pretrained.nunique() < 2:
         return df
     keys = [k for k in ("table", "protocol", "dataset", "sample_rate", "shots", "seed") if k in df.columns]
-    best = singles.loc[singles.groupby(keys, dropna=False)["best_val"].idxmax()].copy()
+    loss = singles.get("val_loss_at_best", 0.0)
+    ranked = singles.assign(_loss=loss).sort_values(
+        ["best_val", "_loss"], ascending=[False, True], kind="stable"
+    )
+    best = ranked.groupby(keys, dropna=False, sort=False).head(1).drop(columns="_loss").copy()
     best["chosen"] = best["pretrained"]
     best["method"] = best["variant"] = BEST_SINGLE
     best["pretrained"] = "best of " + str(len(singles.pretrained.unique())) + " (by val)"

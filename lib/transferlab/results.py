@@ -193,6 +193,10 @@ def load_results(root: Path | str = RESULTS_DIR, paper: str | None = None, proto
         row = {**r.config, "run_id": r.run_id, "config_hash": r.config_hash, "run_dir": str(path.parent)}
         row["method_params"] = json.dumps(r.config.get("method_params", {}), sort_keys=True)
         row.update({k: v for k, v in r.metrics.items() if not isinstance(v, list | dict)})
+        at_best = [h for h in r.history if h.get("step") == r.metrics.get("best_step") and "val_loss" in h]
+        row["val_loss_at_best"] = (
+            at_best[0]["val_loss"] if at_best else float("nan")
+        )  # tie-breaks model selection
         row.update({f"cost_{k}": v for k, v in r.cost.items() if not isinstance(v, list | dict)})
         row["git_sha"] = r.provenance.get("git_sha")
         row["device_name"] = r.provenance.get("device")
