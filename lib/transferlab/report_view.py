@@ -8,6 +8,7 @@ provenance of the numbers and the commands that regenerate them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -74,6 +75,7 @@ class PaperReport:
             if protocol == "paper":
                 self._published_only(table)
             return
+        self._overridden(sub, planned)
         sub = reports.with_best_single(sub)  # hub tables: the best single model, chosen by validation
         summary = reports.summarize(sub)
         if protocol == "mini":
@@ -128,6 +130,23 @@ class PaperReport:
                 )
             )
             display(HTML(pd.concat(gaps).round(2).to_html(index=False, classes="gaps")))
+
+    def _overridden(self, sub: pd.DataFrame, planned) -> None:
+        """Runs that are none of the table's cells (``transferlab run --set``) are said to be, with the fields whose
+        values no cell of the table has."""
+        cells = [p.cell for p in planned if p.cell.available]
+        foreign = sub[~sub.config_hash.isin({c.config().config_hash() for c in cells})]
+        differ = {}
+        for key in sorted({k for c in cells for k in c.params} & set(foreign.columns)):
+            allowed = {json.dumps(c.params.get(key), default=str) for c in cells}
+            seen = {json.dumps(v, default=str) for v in foreign[key]} - allowed
+            if seen and key not in ("seed", "method_params"):
+                differ[key] = ", ".join(sorted(v.strip('"') for v in seen))
+        if differ:
+            fields = "; ".join(f"**{k}** = {v}" for k, v in differ.items())
+            display(Markdown(f"**{len(foreign)} of these runs do not use the table's settings** (run with `--set`): "
+                             f"{fields}. They are not the table's experiment and not comparable with its published "
+                             "numbers."))  # fmt: skip
 
     def _cost(self, name: str, protocol: str) -> None:
         """The table's measured cost table (``transferlab cost``), if it was measured."""
