@@ -156,7 +156,8 @@ def test_transferlab_cost_measures_a_hub_table_and_the_report_reads_it(
     }
     table = Table(name="hubs", title="tiny hub table", protocol="mini", base=base,
                   grid=[{"method": ["finetune"], "pretrained": ["mini:test_tiny_digits", f"mini:{SECOND}"]},
-                        {"method": ["ensemble", "zoo_tuning_lite"], "pretrained": [f"hub:{tiny_zoo}"]}],
+                        {"method": ["ensemble", "zoo_tuning_lite"], "pretrained": [f"hub:{tiny_zoo}"]},
+            {"method": ["hub_pathway"], "pretrained": [f"hub:{tiny_zoo}"], "method_params": [{"k": 1}]}],
                   provenance="tests")  # fmt: skip
     paper = Paper("tests_cost", "cost tests", "https://example.org", "finetune", {("hubs", "mini"): table})
     monkeypatch.setitem(PAPERS._items, "tests_cost", paper)
@@ -166,6 +167,7 @@ def test_transferlab_cost_measures_a_hub_table_and_the_report_reads_it(
         f"finetune ({SECOND})",
         f"ensemble (hub:{tiny_zoo})",
         f"zoo_tuning_lite (hub:{tiny_zoo})",
+        f"hub_pathway (hub:{tiny_zoo}; k=1)",
     ]  # fmt: skip  (3 seeds of a table, one row each)
     assert main(["cost", "tests_cost", "--results", str(tmp_path), "--no-memory"]) == 0
     assert [p.name for p in (tmp_path / "tests_cost" / "mini").iterdir()] == [
@@ -180,6 +182,11 @@ def test_transferlab_cost_measures_a_hub_table_and_the_report_reads_it(
         2 * single["inference MMACs/img"], rel=1e-6)  # fmt: skip
     lite = frame.loc[f"zoo_tuning_lite (hub:{tiny_zoo})"]
     assert lite["inference params (M)"] < lite["params (M)"]  # collapsed for inference
+    pathway = frame.loc[
+        f"hub_pathway (hub:{tiny_zoo}; k=1)"
+    ]  # one model per input, but any input may need any
+    assert pathway["inference params (M)"] == pathway["params (M)"]
+    assert pathway["inference MMACs/img"] < frame.loc[f"ensemble (hub:{tiny_zoo})", "inference MMACs/img"]
     assert (frame["train img/s"] > 0).all() and saved["provenance"]["device"]
     assert (
         main(["cost", "tests_cost", "--table", "nope", "--results", str(tmp_path)]) == 2

@@ -11,7 +11,9 @@ What is measured, and how:
   inference: if the method has ``collapse()`` (lite Zoo-Tuning), the parameters of the collapsed model — what one
   would deploy; otherwise the parameters that ``predict(x)``'s output depends on, found by autograd (every
   parameter temporarily requires grad, one forward, ``torch.autograd.grad(..., allow_unused=True)``), plus the
-  parameters of every module whose forward runs (frozen parts run under ``no_grad``). So L2T-ww's
+  parameters of every module whose forward runs (frozen parts run under ``no_grad``); a method whose prediction
+  routes inputs declares ``inference_parameters()`` (Hub-Pathway: all K models, any of which an input may use, not
+  just the ones the example batch used). So L2T-ww's
   frozen source and meta-networks, a distilled student's teachers, or a kept source head are not counted.
 - **MACs per image** with ``torch.utils.flop_counter.FlopCounterMode`` (MACs = FLOPs / 2). It counts the
   matrix-multiply family (mm, addmm, bmm, baddbmm), convolutions and attention; einsum is dispatched to bmm/mm,
@@ -259,9 +261,15 @@ def measure_cost(
     method.eval()
     forward, module, rule = inference_model(method)
     out["inference_model"] = rule
-    out["params_inference"] = (
-        count_params(module) if module is not None else params_used_by(forward, method, x)
-    )
+    if callable(
+        getattr(method, "inference_parameters", None)
+    ):  # what any input may need (Hub-Pathway: all K)
+        out["inference_model"] = "inference_parameters()"
+        out["params_inference"] = sum(p.numel() for p in method.inference_parameters())
+    else:
+        out["params_inference"] = (
+            count_params(module) if module is not None else params_used_by(forward, method, x)
+        )
     with torch.no_grad(), autocast_for(method, device):
         out["macs_inference_per_image"] = count_macs(forward, x) / bs
         method.train()

@@ -278,6 +278,11 @@ class HubPathway(Method):
         """Light provenance for the result record (``fit()`` stores it under ``extra``)."""
         return {"hub_pathway": {"experts": list(self.experts), "k": self.cfg.k}}
 
+    def inference_parameters(self) -> list[nn.Parameter]:
+        """What a deployed model holds: the generator and all K models with their heads (any input may route to any
+        of them), though each input runs only k (``transferlab.cost`` counts these at inference)."""
+        return list(self.parameters())
+
     def test_statistics(self, batches) -> dict:
         """fit() calls this on the test set with the best-validation weights: the routing, saved with the result."""
         return {"routing": self.routing_statistics(batches)}
