@@ -24,10 +24,11 @@
 #   (one real step, T + 1 look-ahead steps differentiated for φ, rollback). Settings: 32×32 (TinyImageNet
 #   ResNet-32 → `vgg9_bn`), 224×224 (ResNet-34 → ResNet-18) and the mini one below (mini hub ResNet-8
 #   `mini:fmnist_full` → `mini_vgg`, 12 pairs, transferlab's choice).
-# - Not run: LwF (its variant for a different-architecture target from scratch is not known). The paper's
-#   result tables are not transcribed (only Stanford 40 = 63.08). φ's Adam state is checkpointed: resumed
-#   runs are exact.
-# - Mini deviations: 100 iterations (an L2T-ww step costs ~15× a plain one on the CPU), lr 0.05, N = 25
+# - LwF (`l2t_lwf`): the target keeps the source's answers through an extra old-task head (LwF's loss for a
+#   different-architecture target from scratch; how the paper configured its LwF row is not known).
+# - The paper's result tables are not transcribed (only Stanford 40 = 63.08). φ's Adam state is checkpointed:
+#   resumed runs are exact.
+# - Mini deviations: 100 iterations (an L2T-ww step costs ~20× a plain one on the CPU), lr 0.05, N = 25
 #   images per class. Mini-protocol numbers come from embedded CPU-scale data and are never comparable
 #   to published numbers.
 
