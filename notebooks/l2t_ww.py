@@ -36,7 +36,7 @@
 paper: str = "l2t_ww"  # paper (transferlab.papers) whose table this run belongs to
 table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
 protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
-method: str = "l2t_ww"  # l2t_ww | l2t_w | fm | at | scratch (transferlab.methods.METHODS)
+method: str = "l2t_ww"  # l2t_ww | l2t_w | fm | at | l2t_lwf | scratch (transferlab.methods.METHODS)
 backbone: str = "mini_vgg"  # target network, trained from scratch: mini_vgg | vgg9_bn | resnet18
 pretrained: str = "none"  # target weights: "none" (from scratch; the source is method_params["source"])
 seed: int = 0  # seeds data sampling, initialisation and augmentation
