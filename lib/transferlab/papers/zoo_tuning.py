@@ -5,8 +5,8 @@ https://proceedings.mlr.press/v139/shu21b.html — official code: thuml/Zoo-Tuni
 Tables (no paper cell could be transcribed; every published cell is reported as "not transcribed"):
 
 - ``classification`` — CIFAR-100, COCO-70, FGVC Aircraft, Stanford Cars, MIT Indoor 67, DMLab, EuroSAT × {each hub
-  model fine-tuned alone (the best one by validation is derived in the report), ensemble, distillation, Zoo-Tuning,
-  lite Zoo-Tuning}. Hub: 5 ResNet-50s — supervised ImageNet, MoCo v1 (200 epochs, as the official code loads),
+  model fine-tuned alone (the best one by validation is derived in the report), ensemble, feature
+  concatenation, distillation, Zoo-Tuning, lite Zoo-Tuning} (the baselines: ``methods/hub_ensemble.py``, ``hub_distill.py``). Hub: 5 ResNet-50s — supervised ImageNet, MoCo v1 (200 epochs, as the official code loads),
   Mask R-CNN, DeepLabV3, Keypoint R-CNN (COCO).
 - The reinforcement-learning and facial-landmark experiments are not implemented (no official code was released).
 
