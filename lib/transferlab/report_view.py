@@ -178,7 +178,8 @@ class PaperReport:
         display(HTML(reports_hub.routing_summary(frame).to_html(index=False, classes="routing")))
         first = frame.iloc[0]
         usage = reports_hub.per_class_usage(sub, first["variant"], first["dataset"])
-        self._figure(reports_hub.plot_routing(frame, usage), f"{stem}-routing.png")
+        title = f" ({first['dataset']}, all seeds)"
+        self._figure(reports_hub.plot_routing(frame, usage, title), f"{stem}-routing.png")
 
     def _figure(self, fig, filename: str) -> None:
         path = self.figures / filename

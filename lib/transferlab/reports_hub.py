@@ -82,11 +82,13 @@ def per_class_usage(
     return pd.DataFrame(frac, index=pd.Index(index, name="class"), columns=experts)
 
 
-def plot_routing(frame: pd.DataFrame, usage: pd.DataFrame | None = None):
-    """Left: how often each hub model is chosen (mean over seeds, bars per variant); right: per-class routing."""
+def plot_routing(frame: pd.DataFrame, usage: pd.DataFrame | None = None, usage_title: str = ""):
+    """Left: how often each hub model is chosen (mean over seeds, bars per variant, or per dataset when one variant
+    spans several); right: per-class routing of one variant and dataset (``usage_title``)."""
     panels = 2 if usage is not None and not usage.empty else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 3.8), squeeze=False)
-    sns.barplot(frame, x="expert", y="chosen_fraction", hue="variant", errorbar="sd", ax=axes[0, 0])
+    hue = "dataset" if frame["variant"].nunique() == 1 and frame["dataset"].nunique() > 1 else "variant"
+    sns.barplot(frame, x="expert", y="chosen_fraction", hue=hue, errorbar=("pi", 100), ax=axes[0, 0])
     axes[0, 0].set(
         ylabel="fraction of test images routed", xlabel="hub model", title="pathway usage (test set)"
     )
@@ -95,7 +97,7 @@ def plot_routing(frame: pd.DataFrame, usage: pd.DataFrame | None = None):
         sns.heatmap(
             usage, vmin=0, vmax=1, cmap="viridis", annot=usage.shape[0] <= 12, fmt=".2f", ax=axes[0, 1]
         )
-        axes[0, 1].set(title="per class: share routed to each model", xlabel="hub model")
+        axes[0, 1].set(title=f"per class: share routed to each model{usage_title}", xlabel="hub model")
     fig.tight_layout()
     return fig
 
