@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from transferlab.config import RunConfig
+from transferlab.cost import sync
 from transferlab.data.base import DatasetSource, Part, TensorImages
 from transferlab.data.pipeline import TrainStream
 from transferlab.data.splits import SplitIndices
@@ -204,17 +205,12 @@ def _build(cfg: RunConfig, case: Case) -> Method:
     return METHODS.get("scratch").build(cfg, case.num_classes)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_fit(cfg: RunConfig, case: Case, bank: Bank, device: torch.device) -> tuple[float, torch.nn.Module]:
     """fit()'s own training time (evaluation excluded); its text progress output is captured."""
     source, splits = _replay_source(case, bank, cfg)
     method = _build(cfg, case)
     gc.collect()
-    _sync(device)
+    sync(device)
     with contextlib.redirect_stdout(io.StringIO()):
         result = fit(method, source, splits, REPLAY_PRESET, cfg, out_dir=None)
     return float(result.cost["train_time_s"]), method.backbone
@@ -231,7 +227,7 @@ def time_bare(cfg: RunConfig, case: Case, bank: Bank, device: torch.device) -> t
     amp = autocast_dtype(cfg, device)
     batches = bank.batches(o.iterations)
     gc.collect()
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for x, y in batches:
         opt.zero_grad(set_to_none=True)
@@ -239,7 +235,7 @@ def time_bare(cfg: RunConfig, case: Case, bank: Bank, device: torch.device) -> t
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - t0, model
 
 
@@ -254,7 +250,7 @@ def time_fit_loop_only(cfg: RunConfig, case: Case, bank: Bank, device: torch.dev
     zero = torch.zeros((), device=device)
     method.train_step = lambda x, y, optimizer: {"loss": zero}  # shadows Method.train_step on this instance
     gc.collect()
-    _sync(device)
+    sync(device)
     with contextlib.redirect_stdout(io.StringIO()):
         result = fit(method, source, splits, REPLAY_PRESET, cfg, out_dir=None)
     return float(result.cost["train_time_s"])

@@ -135,11 +135,6 @@ def timed(fn: Callable[[], object], n: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def autocast_for(method: Method, device: torch.device):
-    dtype = getattr(method, "autocast_dtype", None)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
 def default_optimizer(method: Method, run: RunConfig | None) -> torch.optim.Optimizer:
     """fit()'s optimizer for ``run``; without a run, SGD (lr 0.01, momentum 0.9) on the trainable parameters."""
     if run is not None:
@@ -270,7 +265,7 @@ def measure_cost(
         out["params_inference"] = (
             count_params(module) if module is not None else params_used_by(forward, method, x)
         )
-    with torch.no_grad(), autocast_for(method, device):
+    with torch.no_grad(), method.autocast():
         out["macs_inference_per_image"] = count_macs(forward, x) / bs
         method.train()
         out["macs_train_forward_per_image"] = count_macs(method.loss, x, y) / bs
@@ -292,7 +287,7 @@ def measure_cost(
         forward, module, _ = inference_model(method)
 
     def infer():
-        with torch.no_grad(), autocast_for(method, device):
+        with torch.no_grad(), method.autocast():
             forward(x)
 
     timed(infer, warmup, device)

@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 
-from transferlab import data as tl_data
 from transferlab.config import RunConfig
 from transferlab.data.pipeline import TrainStream
-from transferlab.data.splits import make_splits
-from transferlab.experiment import setup_runtime
+from transferlab.experiment import load_data, setup_runtime
 from transferlab.methods import METHODS
 from transferlab.papers import PAPERS
 from transferlab.results import RESULTS_DIR, atomic_write_json, provenance, read_json
@@ -55,9 +53,7 @@ def distinct_configs(paper: str, table: str, protocol: str) -> list[tuple[str, R
 def example_batch(cfg: RunConfig, device: torch.device) -> tuple[tuple[torch.Tensor, torch.Tensor], int]:
     """The first augmented training batch of the run's dataset (as ``fit()`` would draw it), and its class count."""
     d = cfg.data
-    source = tl_data.load(d.dataset, d.data_root)
-    splits = make_splits(source.train.targets, len(source.test), d, cfg.seed)
-    preset = tl_data.TRANSFORMS.get(source.preset if d.preset == "auto" else d.preset)
+    source, splits, preset = load_data(cfg)
     stream = TrainStream(source.train, splits.train, preset, d.batch_size, cfg.seed, device, d.num_workers)
     return next(stream.batches(0)), source.num_classes
 

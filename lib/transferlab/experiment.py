@@ -97,12 +97,19 @@ def train(cfg: RunConfig, out: Path) -> tuple[Method, Result]:
     return method, fit(method, data.source, data.splits, data.preset, cfg, out)
 
 
+def load_data(cfg: RunConfig) -> tuple[tl_data.DatasetSource, SplitIndices, tl_data.Preset]:
+    """The run's dataset, its seeded train/val/test split and its transform preset."""
+    source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
+    splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
+    preset = tl_data.TRANSFORMS.get(source.preset if cfg.data.preset == "auto" else cfg.data.preset)
+    return source, splits, preset
+
+
 def prepared_method(cfg: RunConfig, out: Path | None = None) -> tuple[Method, PrepareData]:
     """Build ``cfg``'s method and run its ``prepare()``, without training: what a notebook inspects (Co-Tuning's
     relationship, DELTA's channel attention). With ``out``, the split is saved there (and must match a saved one)."""
     device = setup_runtime(cfg)
-    source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
-    splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
+    source, splits, preset = load_data(cfg)
     if out is not None:
         splits_path = out / "splits.json"
         if (
@@ -113,7 +120,6 @@ def prepared_method(cfg: RunConfig, out: Path | None = None) -> tuple[Method, Pr
                 f"{splits_path} differs from the split this config draws; the run directory is stale"
             )
         atomic_write_json(splits_path, splits.to_json())
-    preset = tl_data.TRANSFORMS.get(source.preset if cfg.data.preset == "auto" else cfg.data.preset)
     torch.manual_seed(derive_seed(cfg.seed, 7))  # model initialisation (new heads, scratch weights)
     method = METHODS.get(cfg.method).build(cfg, source.num_classes)
     method.to(device)

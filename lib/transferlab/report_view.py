@@ -135,7 +135,7 @@ class PaperReport:
         """Runs that are none of the table's cells (``transferlab run --set``) are said to be, with the fields whose
         values no cell of the table has."""
         cells = [p.cell for p in planned if p.cell.available]
-        foreign = sub[~sub.config_hash.isin({c.config().config_hash() for c in cells})]
+        foreign = sub[~sub.run_id.isin({p.run_dir.name for p in planned if p.run_dir is not None})]
         differ = {}
         for key in sorted({k for c in cells for k in c.params} & set(foreign.columns)):
             allowed = {json.dumps(c.params.get(key), default=str) for c in cells}
