@@ -5,22 +5,33 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 JOBS   ?= 2
 FMNIST := /usr/share/datasets/fashion-mnist
+PORT   ?= 8888
+LAB_ARGS ?=
 
-.PHONY: demo demo-all test lab env data hub clean-results help
+.PHONY: demo reproduce-mini test test-slow lab env data hub cost reports clean-results help
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo   set up, pre-train the mini hub, run the complete mini tables, build reports/ (CPU, minutes)"
-	@echo "make demo-all  the same plus every runnable baseline cell of the other papers' mini tables"
-	@echo "make test   lint (ruff) and the test suite"
-	@echo "make lab    JupyterLab on notebooks/"
+	@echo "make demo            every paper's mini tables at one seed (n = 1, no intervals), the cost tables and"
+	@echo "                     every report, through the paper notebooks (papermill); ~10 min on 2 cores"
+	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable)"
+	@echo "make test            lint (ruff, import-linter) and the fast test suite"
+	@echo "make test-slow       the slow tests too (full mini runs, concurrency with real processes)"
+	@echo "make lab             JupyterLab on notebooks/ (PORT=8888, LAB_ARGS=--no-browser)"
+	@echo "make env             create .venv and install the pinned environment (~2 min)"
+	@echo "make data            Fashion-MNIST from Debian's dataset-fashion-mnist (as root) or torchvision"
+	@echo "make hub             pre-train the mini hub (cached in ~/.cache/transferlab or \$$TRANSFERLAB_CACHE)"
+	@echo "make cost            the Zoo-Tuning / Hub-Pathway mini cost tables"
+	@echo "make reports         reports/<paper>.html and reports/index.html from results/"
+	@echo "make clean-results   delete results/ and reports/ outputs (not the hub cache)"
 
 # The environment: re-installed when pyproject.toml changes. pip reads /etc/xdg/pip constraints where present.
 $(VENV)/.installed: pyproject.toml
+	@echo "installing the environment into $(VENV) (pinned versions; about 2 minutes)..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $@
+	$(PY) -m pip install --progress-bar off -e '.[dev]' | grep -E '^(Successfully|ERROR)' || true
+	@$(PY) -c "import transferlab" && touch $@
 
 env: $(VENV)/.installed
 
@@ -29,30 +40,40 @@ env: $(VENV)/.installed
 data:
 	@if [ -d $(FMNIST) ]; then echo "Fashion-MNIST: $(FMNIST)"; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's dataset-fashion-mnist..."; \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
 	  || echo "apt-get could not install dataset-fashion-mnist; torchvision's download will be tried"; \
 	else echo "note: no $(FMNIST) and no root apt-get; torchvision's download into data/ will be tried"; fi
 
 hub: env data
-	$(BIN)/transferlab hub build mini
+	$(BIN)/transferlab hub build mini --jobs $(JOBS)
 
-# The mini tables whose methods all exist, the model-hub papers' measured cost tables, then every report.
+# Every mini table at one seed, each paper through its notebook (papermill, scope="table"; the executed notebooks
+# are kept under results/<paper>/mini/), then the cost tables and the reports.
 demo: env data hub
-	$(BIN)/transferlab run all --protocol mini --jobs $(JOBS) --complete-only
-	$(BIN)/transferlab cost zoo_tuning --protocol mini
-	$(BIN)/transferlab cost hub_pathway --protocol mini
-	$(BIN)/transferlab report --all
-	@echo "Open reports/index.html (or reports/finetune.html)."
+	$(BIN)/transferlab run all --protocol mini --seeds 0 --jobs $(JOBS) --via-notebook
+	$(MAKE) --no-print-directory cost reports
+	@echo "Open reports/index.html."
 
-# Also every runnable cell of tables that are not complete yet (their baselines): ~12 minutes on 2 cores.
-demo-all: env data hub
+# The full statistical mini protocol (5 seeds per cell); resumable: run it again after an interruption.
+reproduce-mini: env data hub
 	$(BIN)/transferlab run all --protocol mini --jobs $(JOBS)
+	$(MAKE) --no-print-directory cost reports
+
+cost: env
+	$(BIN)/transferlab cost zoo_tuning hub_pathway --protocol mini
+
+reports: env
 	$(BIN)/transferlab report --all
 
 test: env data
 	$(BIN)/ruff check lib tests notebooks
 	$(BIN)/ruff format --check lib tests notebooks
-	$(BIN)/pytest -q
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/pytest -q -m "not slow"
+
+test-slow: env data
+	$(BIN)/pytest -q -m slow
 
 # JupyterLab opens notebooks/*.py (jupytext py:percent) as notebooks: a default viewer set for this venv only.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
@@ -60,8 +81,9 @@ $(LAB_SETTINGS): $(VENV)/.installed
 	@mkdir -p $(dir $@)
 	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' > $@
 
+# Started from the repository root (notebooks resolve results/ and data/ against it wherever they run).
 lab: env $(LAB_SETTINGS)
-	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	$(BIN)/jupyter lab --notebook-dir=. --port=$(PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks/
 
 clean-results:
 	rm -rf results/*/ reports/*.html reports/*.ipynb reports/figures

@@ -27,7 +27,6 @@ seed: int = 0  # seeds the split
 
 # %%
 import transferlab as tl
-from transferlab.experiment import prepared_method
 from transferlab.models.mini_hub import MINI_HUB
 from transferlab.reports import plot_relationship
 
@@ -40,7 +39,7 @@ source_classes = tl.data.load(hub_model.dataset, "data").classes
 
 # %%
 cfg = tl.RunConfig(method="co_tuning", pretrained=source, seed=seed, device="cpu", data=data_cfg)
-reverse, data = prepared_method(cfg)
+reverse, data = tl.prepared_method(cfg)
 print(reverse.info)
 fig_reverse = plot_relationship(
     reverse.relationship, data.source.classes, source_classes, "reverse (calibrated)"
@@ -50,7 +49,7 @@ fig_reverse = plot_relationship(
 # ## The direct approach (class means of the source probabilities; TLlib's only approach)
 
 # %%
-direct, _ = prepared_method(cfg.replace(method_params={"relationship": "direct"}))
+direct, _ = tl.prepared_method(cfg.replace(method_params={"relationship": "direct"}))
 fig_direct = plot_relationship(
     direct.relationship, data.source.classes, source_classes, "direct (class means)"
 )

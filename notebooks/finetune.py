@@ -11,63 +11,43 @@
 # %% [markdown]
 # # Fine-tuning vs. training from scratch
 #
-# One cell of a table of the `finetune` paper spec (`lib/transferlab/papers/finetune.py`): the baseline every
-# paper in the suite compares against. Run it top to bottom for a mini run (CPU, ~10 s, embedded Fashion-MNIST and
-# the mini hub), edit the parameters to explore, or let the batch runner inject a table cell:
-# `transferlab run finetune --protocol mini` (papermill, one process per cell).
+# The baseline every paper in the suite compares against (`lib/transferlab/papers/finetune.py`). Run top to
+# bottom for one mini cell (CPU, seconds), set `scope = "table"` for the whole table, or run it from the shell:
+# `transferlab run finetune --protocol mini`.
 #
 # - **paper protocol**: CUB-200-2011, ImageNet ResNet-50 (`IMAGENET1K_V1`), the official Co-Tuning schedule.
-# - **mini protocol**: numbers from embedded data at CPU scale; they are *not* comparable to published numbers.
+# - **mini protocol**: embedded data at CPU scale; never comparable to published numbers.
 #
-# Model selection uses the validation split only; the result reports test accuracy at the best-validation step and
+# Model selection uses the validation split only; results report the test metric at the best-validation step and
 # at the last step.
 
 # %% tags=["parameters"]
-paper: str = "finetune"  # paper (transferlab.papers) whose table this run belongs to
-table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
-protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
-method: str = "finetune"  # registered method: finetune | scratch (transferlab.methods.METHODS)
-backbone: str = "mini_resnet"  # backbone: mini_resnet | resnet18 | resnet34 | resnet50 | cifar_resnet32
-pretrained: str = "mini:fmnist_full"  # "none", a torchvision enum (IMAGENET1K_V1) or "mini:<hub model>"
-seed: int = 0  # seeds data sampling, initialisation and augmentation
-precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
-device: str = "auto"  # auto | cpu | cuda | cuda:N (run-time only)
-method_params: dict = {}  # the method's own Config fields (none for finetune and scratch)
-dataset: str = "mini_fmnist"  # registered dataset name (transferlab.data.DATASETS)
-data_root: str = "data"  # where real datasets live (run-time only)
-sample_rate: float = 0.15  # fraction of each class's training images kept, in (0, 1]
-shots: int = 0  # k images per class instead of a rate (0: use sample_rate)
-val_fraction: float = 0.1  # share of the sampled train set carved out per class for validation
-batch_size: int = 32  # training batch size
-eval_batch_size: int = 1024  # batch size for validation and test
-preset: str = "auto"  # transform preset (transferlab.data.TRANSFORMS); auto: the dataset's default
-ten_crop: bool = False  # 10-crop test-time evaluation (the papers' protocol at 224 px)
-num_workers: int = 0  # DataLoader workers for file-based datasets (run-time only)
-optimizer: str = "sgd"  # sgd | adam
-lr: float = 0.01  # base learning rate (backbone)
-momentum: float = 0.9  # SGD momentum (Adam: beta1)
-weight_decay: float = 5e-4  # L2 weight decay, applied by the optimizer
-nesterov: bool = True  # Nesterov momentum for SGD
-head_lr_mult: float = 10.0  # lr multiplier of newly initialised parameters (the target head)
-schedule: str = "cosine"  # constant | multistep | cosine
-milestones: list = []  # multistep: iterations at which lr is multiplied by gamma
-gamma: float = 0.1  # multistep decay factor
-warmup_steps: int = 0  # linear warm-up iterations before the schedule
-iterations: int = 300  # total optimisation steps
-eval_every: int = 50  # evaluate on validation every N steps (and at the last step)
-checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: at every evaluation; run-time only)
-out_dir: str = ""  # run directory; "" means results/<paper>/<protocol>/<run_id>
+paper: str = "finetune"  # lib/transferlab/papers/finetune.py holds every setting
+table: str = "sampling"  # one of the paper's tables: `transferlab run --help` lists them
+protocol: str = "mini"  # mini (embedded data, CPU, minutes) | paper (real data and weights, a GPU)
+scope: str = "cell"  # cell: the one cell named below; table: the whole table via the runner (warm workers)
+method: str = "finetune"  # the cell's method ("": the table's first)
+dataset: str = ""  # "": the table's first dataset
+sample_rate: float = 0.0  # 0: the table's (sampling-rate tables: 0.05, 0.15, 0.5, ...)
+shots: int = 0  # 0: the table's (k-shot tables: images per class)
+pretrained: str = ""  # "": the table's weights for this method
+method_params: dict = {}  # {}: the table's; e.g. {"relationship": "direct"}
+seed: int = 0  # seeds the split, the initialisation and the augmentation
+overrides: dict = {}  # any other field, e.g. {"iterations": 100}; then not the table's cell (own run folder)
+seeds: list = []  # table scope: the seeds to run ([]: the table's five)
+jobs: int = 2  # table scope: warm workers (one CPU thread each)
+results: str = "results"  # results root (relative to the repository root)
+out_dir: str = ""  # cell scope: the run folder ("": results/paper/protocol/run id)
+config: dict = {}  # config scope: a full flat configuration (what transferlab run --notebooks injects)
 
 # %%
-import transferlab as tl
-from transferlab import reports
+from transferlab.notebook import Notebook
 
-cfg = tl.RunConfig.from_namespace(globals())
-print(cfg.run_id())
-
-# %%
-result = tl.run(cfg, out_dir or None)
-print(result.summary())
+run = Notebook(globals())
+run.show_config()
 
 # %%
-reports.plot_curves([result])
+run.execute()
+
+# %%
+run.show()

@@ -11,79 +11,41 @@
 # %% [markdown]
 # # Hub-Pathway: Transfer Learning from a Hub of Pre-trained Models (Shu et al., NeurIPS 2022)
 #
-# A pathway generator routes each input to the top-k hub models (noisy gating in training) and aggregates their
-# outputs; no official code exists, so every design choice is a named option (see the paper spec).
-#
-# One cell of a table of the paper spec `lib/transferlab/papers/hub_pathway.py`. Run top to bottom for a mini run (CPU, embedded data), edit the
-# parameters to explore, or let the batch runner inject table cells: `transferlab run hub_pathway --table classification`.
-#
-# Status and known deviations:
-#
-# - Hub-Pathway is transferlab's reading of the abstract (no official code; `methods/hub_pathway.py` lists every
-#   choice and its switch). The baselines (single models, ensemble, distillation, Zoo-Tuning) are implemented.
-# - The run saves its routing on the test set (chosen models, per class, entropies, FLOPs per sample): plotted below.
-# - Mini-protocol numbers come from embedded CPU-scale data and are never comparable to published numbers.
+# A noisy pathway generator routes each input to k of the hub's K models; their outputs are aggregated with the
+# pathway weights, with exploration and exploitation losses. **Our reading of the abstract** (no code, body not
+# read): every choice is an option of `methods/hub_pathway.py`. Settings: `lib/transferlab/papers/hub_pathway.py`.
+# A cell's result holds its routing on the test set (shown below for `hub_pathway` cells).
 
 # %% tags=["parameters"]
-paper: str = "hub_pathway"  # paper (transferlab.papers) whose table this run belongs to
-table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
-protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
-method: str = "hub_pathway"  # hub_pathway | ensemble | distill | zoo_tuning | finetune (one hub model)
-backbone: str = "mini_resnet"  # backbone: mini_resnet | resnet18 | resnet34 | resnet50 | cifar_resnet32
-pretrained: str = "hub:mini"  # a model hub "hub:<name>" (multi-model methods) or one model "mini:<name>"
-seed: int = 0  # seeds data sampling, initialisation and augmentation
-precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
-device: str = "auto"  # auto | cpu | cuda | cuda:N (run-time only)
-method_params: dict = {}  # the method's own Config fields (none for finetune and scratch)
-dataset: str = "mini_fmnist"  # registered dataset name (transferlab.data.DATASETS)
-data_root: str = "data"  # where real datasets live (run-time only)
-sample_rate: float = 0.15  # fraction of each class's training images kept, in (0, 1]
-shots: int = 0  # k images per class instead of a rate (0: use sample_rate)
-val_fraction: float = 0.1  # share of the sampled train set carved out per class for validation
-batch_size: int = 32  # training batch size
-eval_batch_size: int = 1024  # batch size for validation and test
-preset: str = "auto"  # transform preset (transferlab.data.TRANSFORMS); auto: the dataset's default
-ten_crop: bool = False  # 10-crop test-time evaluation (the papers' protocol at 224 px)
-num_workers: int = 0  # DataLoader workers for file-based datasets (run-time only)
-optimizer: str = "sgd"  # sgd | adam
-lr: float = 0.01  # base learning rate (backbone)
-momentum: float = 0.9  # SGD momentum (Adam: beta1)
-weight_decay: float = 5e-4  # L2 weight decay, applied by the optimizer
-nesterov: bool = True  # Nesterov momentum for SGD
-head_lr_mult: float = 10.0  # lr multiplier of newly initialised parameters (the target head)
-schedule: str = "cosine"  # constant | multistep | cosine
-milestones: list = []  # multistep: iterations at which lr is multiplied by gamma
-gamma: float = 0.1  # multistep decay factor
-warmup_steps: int = 0  # linear warm-up iterations before the schedule
-iterations: int = 300  # total optimisation steps
-eval_every: int = 50  # evaluate on validation every N steps (and at the last step)
-checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: at every evaluation; run-time only)
-out_dir: str = ""  # run directory; "" means results/<paper>/<protocol>/<run_id>
+paper: str = "hub_pathway"  # lib/transferlab/papers/hub_pathway.py holds every setting
+table: str = "classification"  # one of the paper's tables: `transferlab run --help` lists them
+protocol: str = "mini"  # mini (embedded data, CPU, minutes) | paper (real data and weights, a GPU)
+scope: str = "cell"  # cell: the one cell named below; table: the whole table via the runner (warm workers)
+method: str = "hub_pathway"  # the cell's method ("": the table's first)
+dataset: str = ""  # "": the table's first dataset
+sample_rate: float = 0.0  # 0: the table's (sampling-rate tables: 0.05, 0.15, 0.5, ...)
+shots: int = 0  # 0: the table's (k-shot tables: images per class)
+pretrained: str = ""  # "": the table's weights for this method; a hub: hub:mini
+method_params: dict = {}  # {}: the table's; e.g. {"relationship": "direct"}
+seed: int = 0  # seeds the split, the initialisation and the augmentation
+overrides: dict = {}  # any other field, e.g. {"iterations": 100}; then not the table's cell (own run folder)
+seeds: list = []  # table scope: the seeds to run ([]: the table's five)
+jobs: int = 2  # table scope: warm workers (one CPU thread each)
+results: str = "results"  # results root (relative to the repository root)
+out_dir: str = ""  # cell scope: the run folder ("": results/paper/protocol/run id)
+config: dict = {}  # config scope: a full flat configuration (what transferlab run --notebooks injects)
 
 # %%
-import transferlab as tl
-from transferlab import reports
+from transferlab.notebook import Notebook
 
-cfg = tl.RunConfig.from_namespace(globals())
-print(cfg.run_id())
-
-# %%
-result = tl.run(cfg, out_dir or None)
-print(result.summary())
+run = Notebook(globals())
+run.show_config()
 
 # %%
-reports.plot_curves([result])
-
-# %% [markdown]
-# How the pathways used the hub on the test set, with the selected weights (Hub-Pathway runs only).
+run.execute()
 
 # %%
-routing = result.extra.get("test_statistics", {}).get("routing")
-if routing:
-    import pandas as pd
+run.show()
 
-    usage = pd.DataFrame({"chosen_fraction": routing["chosen_fraction"], "mean_weight": routing["mean_weight"]},
-                         index=routing["experts"])  # fmt: skip
-    print(f"FLOPs per sample: {routing['flops_per_sample'] / 1e6:.2f} M spent, "
-          f"{routing['flops_per_sample_ensemble'] / 1e6:.2f} M for the whole hub")  # fmt: skip
-    display(usage.round(3))
+# %%
+run.routing()

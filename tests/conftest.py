@@ -89,7 +89,8 @@ def tiny_dataset() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_hub() -> str:
-    """Register a tiny mini-hub model (10 steps on ``mini_hub_digits``); returns its name (use ``mini:<name>``)."""
+    """Register and pre-train a tiny mini-hub model (10 steps on ``mini_hub_digits``); returns its name (use
+    ``mini:<name>``)."""
     from transferlab.models.mini_hub import MINI_HUB, HubModel
 
     if TINY_HUB not in MINI_HUB:
@@ -103,6 +104,9 @@ def tiny_hub() -> str:
             batch_size=32,
         )
         MINI_HUB.register(TINY_HUB)(model)
+    from transferlab.hubbuild import ensure
+
+    ensure(TINY_HUB, verbose=False)  # pre-trained once per session (seconds); runs load it
     return TINY_HUB
 
 
@@ -122,16 +126,41 @@ def tiny_zoo(tiny_hub, monkeypatch) -> str:
             HubModel(TINY_HUB_B, "test stand-in: 8 steps at lr 0.05", "mini_hub_digits", "supervised",
                      "scikit-learn digits", iterations=8, batch_size=32, lr=0.05)
         )  # fmt: skip
+    from transferlab.hubbuild import ensure_all
+
     hub = mini_hub_of([tiny_hub, TINY_HUB_B], name=TINY_ZOO)
-    hub.fetch()
+    ensure_all([tiny_hub, TINY_HUB_B], jobs=1, out=lambda *_: None)
     monkeypatch.setitem(HUBS._items, TINY_ZOO, hub)
     return TINY_ZOO
+
+
+@pytest.fixture(scope="session")
+def built_hub(tiny_hub) -> str:
+    """The tiny mini-hub model, pre-trained (seconds); returns its name."""
+    from transferlab.hubbuild import ensure
+
+    ensure(tiny_hub, verbose=False)
+    return tiny_hub
+
+
+def build_method(cfg):
+    """``cfg``'s method built as ``experiment.prepared_method`` builds it (checked config, the dataset's task), without
+    loading data or preparing; returns (method, checked config)."""
+    from transferlab.data import DATASETS
+    from transferlab.experiment import check
+    from transferlab.methods import METHODS
+    from transferlab.tasks import task_of
+
+    cfg = check(cfg)
+    source = DATASETS.get(cfg.data.dataset)(Path(cfg.data.data_root))
+    return METHODS.get(cfg.method).build(cfg, task_of(source)), cfg
 
 
 @pytest.fixture(scope="session")
 def tiny_config(tiny_dataset):
     """Factory: a small valid ``RunConfig`` on ``test_tiny`` (scratch, mini_resnet, CPU), with flat overrides."""
     from transferlab.config import RunConfig
+    from transferlab.experiment import check
 
     def make(**overrides):
         flat = {
@@ -152,6 +181,6 @@ def tiny_config(tiny_dataset):
             "eval_every": 4,
         }
         flat.update(overrides)
-        return RunConfig.from_flat(flat)
+        return check(RunConfig.from_flat(flat))
 
     return make

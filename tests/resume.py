@@ -12,7 +12,7 @@ class Interrupted(Exception):
     pass
 
 
-def assert_resumes_exactly(cfg, out_dir: Path, reference, stop_at: int = 6) -> None:
+def assert_resumes_exactly(cfg, out_dir: Path, reference, stop_at: int = 6, root: Path | None = None) -> None:
     """Run ``cfg`` in ``out_dir``, killed (an exception) at step ``stop_at``, then again; the second run must resume
     from the checkpoint and give ``reference``'s metrics and history exactly."""
     import transferlab as tl
@@ -26,6 +26,6 @@ def assert_resumes_exactly(cfg, out_dir: Path, reference, stop_at: int = 6) -> N
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(experiment, "fit", functools.partial(train_mod.fit, on_step=interrupt))
         with pytest.raises(Interrupted):
-            tl.run(cfg, out_dir=out_dir)
-    resumed = tl.run(cfg, out_dir=out_dir)
+            tl.run(cfg, out_dir, **({"root": root} if root else {}))
+    resumed = tl.run(cfg, out_dir, **({"root": root} if root else {}))
     assert resumed.metrics == reference.metrics and resumed.history == reference.history

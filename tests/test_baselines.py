@@ -16,6 +16,7 @@ from transferlab.methods.regularizers import (
     l2_penalty,
     sp_penalty,
 )
+from transferlab.tasks.classification import Classification
 
 
 def _close(a, b, rtol=1e-10, atol=1e-14):
@@ -133,7 +134,7 @@ def test_methods_that_keep_the_source_refuse_random_weights(tiny_config):
 
     for method in ("l2sp", "delta", "lwf"):
         with pytest.raises(ValueError, match="pre-trained"):
-            METHODS.get(method).build(tiny_config(method=method, pretrained="none"), 4)
+            METHODS.get(method).build(tiny_config(method=method, pretrained="none"), Classification(4))
 
 
 def test_l2sp_starts_at_zero_penalty_and_disables_weight_decay(tiny_config, tiny_hub):
@@ -141,7 +142,7 @@ def test_l2sp_starts_at_zero_penalty_and_disables_weight_decay(tiny_config, tiny
     from transferlab.train import make_optimizer
 
     cfg = _cfg(tiny_config, tiny_hub, "l2sp")
-    method = METHODS.get("l2sp").build(cfg, 4)
+    method = METHODS.get("l2sp").build(cfg, Classification(4))
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
     assert method.loss(x, y)["l2_sp"].item() == 0.0  # at the starting point
     assert all(g["weight_decay"] == 0.0 for g in make_optimizer(method, cfg).param_groups)
@@ -157,7 +158,7 @@ def test_lwf_teacher_is_frozen_and_the_source_head_trains_only_if_asked(tiny_con
 
     for train_source_head in (True, False):
         cfg = _cfg(tiny_config, tiny_hub, "lwf", train_source_head=train_source_head)
-        method = METHODS.get("lwf").build(cfg, 4)
+        method = METHODS.get("lwf").build(cfg, Classification(4))
         method.train()
         assert not method.teacher.training
         optimised = {id(p) for g in make_optimizer(method, cfg).param_groups for p in g["params"]}
@@ -175,7 +176,7 @@ def test_delta_ablation_shortcut_equals_zeroing_weights_one_by_one(tiny_config, 
     from transferlab.methods import METHODS
     from transferlab.methods.delta import _ablation_losses, tapped_convs
 
-    method = METHODS.get("delta").build(_cfg(tiny_config, tiny_hub, "delta"), 4).eval()
+    method = METHODS.get("delta").build(_cfg(tiny_config, tiny_hub, "delta"), Classification(4)).eval()
     net = method.source
     net.head = torch.nn.Linear(net.feature_dim, 4)
     x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0, 1])

@@ -6,8 +6,8 @@ import argparse
 import json
 
 import pytest
-from transferlab import bench
 from transferlab import results as results_mod
+from transferlab.perf import fit as bench
 
 
 def _files(root):

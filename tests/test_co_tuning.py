@@ -86,6 +86,7 @@ def test_relationship_rows_are_distributions_and_binary_targets_work():
 import transferlab as tl  # noqa: E402
 from transferlab.config import ConfigError  # noqa: E402
 from transferlab.methods import co_tuning as co_tuning_module  # noqa: E402
+from transferlab.tasks.classification import Classification  # noqa: E402
 
 
 def _co_tuning(tiny_config, tiny_hub, **params):
@@ -119,7 +120,7 @@ def test_the_relationship_is_reused_only_when_it_was_made_by_the_same_inputs(
     preset = tl_data.TRANSFORMS.get(source.preset)
 
     def prepared(cfg, splits):
-        method = METHODS.get("co_tuning").build(cfg, source.num_classes).eval()
+        method = METHODS.get("co_tuning").build(cfg, Classification(source.num_classes)).eval()
         method.prepare(PrepareData(source, splits, preset, cfg, "cpu", tmp_path))
         return method
 
@@ -140,10 +141,15 @@ def test_co_tuning_parameters_and_weights_are_checked_before_training(tiny_confi
         _co_tuning(tiny_config, tiny_hub, relationship="bayes")
     with pytest.raises(ConfigError, match="trade_off"):
         _co_tuning(tiny_config, tiny_hub, trade_off=-1)
-    with pytest.raises(ValueError, match="source head"):
-        from transferlab.methods import METHODS
+    with pytest.raises(ConfigError, match="fine-tunes one pre-trained model"):
+        tiny_config(method="co_tuning", pretrained="none")
+    from transferlab.methods import METHODS
+    from transferlab.models import build_backbone
 
-        METHODS.get("co_tuning").build(tiny_config(method="co_tuning", pretrained="none"), 4)
+    headless = build_backbone("mini_resnet", f"mini:{tiny_hub}")  # weights whose classifier was not kept
+    headless.reset_head(4, keep_source=False)
+    with pytest.raises(ConfigError, match="source head"):
+        METHODS.get("co_tuning")(headless, Classification(4), METHODS.get("co_tuning").Config())
 
 
 def test_bad_relationships_labels_and_validation_splits_are_clear_errors(tiny_config, tiny_hub, tmp_path):
@@ -183,7 +189,9 @@ def test_a_target_label_outside_the_head_is_a_clear_error(tiny_config, tiny_hub,
     cfg = _co_tuning(tiny_config, tiny_hub)
     source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
     splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
-    method = METHODS.get("co_tuning").build(cfg, 3).eval()  # a 3-way head for a 4-class dataset
+    method = (
+        METHODS.get("co_tuning").build(cfg, Classification(3)).eval()
+    )  # a 3-way head for a 4-class dataset
     with pytest.raises(ValueError, match="outside the 3-way head"):
         method.prepare(
             PrepareData(source, splits, tl_data.TRANSFORMS.get(source.preset), cfg, "cpu", tmp_path)
@@ -195,11 +203,11 @@ def test_the_exploration_notebook_runs_and_draws_both_relationships(tmp_path):
     import json
     import os
 
-    from transferlab import runner
+    from transferlab import nbexec
 
-    ipynb = runner.notebook_ipynb("explore_co_tuning", tmp_path)
-    env = {**os.environ, "PYTHONPATH": runner.pythonpath_with_lib(os.environ.get("PYTHONPATH"))}
-    code, tail = runner.execute_notebook(
+    ipynb = nbexec.notebook_ipynb("explore_co_tuning", tmp_path)
+    env = {**os.environ, "PYTHONPATH": nbexec.pythonpath_with_lib(os.environ.get("PYTHONPATH"))}
+    code, tail = nbexec.execute_notebook(
         ipynb,
         tmp_path / "out.ipynb",
         {"source": "mini:digits", "dataset": "mini_digits"},

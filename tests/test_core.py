@@ -20,9 +20,10 @@ from transferlab.config import (
 from transferlab.data import DATASETS, TRANSFORMS
 from transferlab.data.splits import SplitIndices, make_splits, per_class_sample
 from transferlab.data.transforms import MINI_MEAN, MINI_STD, Preset
-from transferlab.evaluate import evaluate
+from transferlab.experiment import check
 from transferlab.registry import Registry, RegistryError
 from transferlab.schedules import lr_factor
+from transferlab.tasks.classification import Classification
 
 
 # ----------------------------------------------------------------------------------------------------- registry
@@ -170,7 +171,7 @@ def test_coercion_refuses_wrong_types(tiny_config, key, value):
 )
 def test_unknown_names_are_config_errors_listing_valid(key, value, names):
     with pytest.raises(ConfigError) as err:
-        RunConfig.from_flat({key: value})
+        check(RunConfig.from_flat({key: value}))
     for name in names:
         assert name in str(err.value)
 
@@ -199,7 +200,7 @@ def test_unknown_flat_key_lists_valid_parameters():
 
 def test_unknown_method_param():
     with pytest.raises(ConfigError, match=r"method 'finetune' has no parameter\(s\) \['alpha'\]"):
-        RunConfig.from_flat({"method_params": {"alpha": 0.1}})
+        check(RunConfig.from_flat({"method_params": {"alpha": 0.1}}))
 
 
 @pytest.mark.parametrize(
@@ -225,6 +226,13 @@ def test_bad_choices_name_valid_values(key, value, valid):
         {"val_fraction": 1.0},
         {"batch_size": 0},
         {"device": "tpu"},
+        {"lr": float("nan")},
+        {"lr": float("inf")},
+        {"seed": -1},
+        {"sample_rate": "abc"},
+        {"pretrained": "mini:"},
+        {"pretrained": "hbu:mini"},
+        {"pretrained": "DEFAULT"},
     ],
 )
 def test_other_bad_values(flat):
@@ -417,6 +425,11 @@ def test_normalize():
 # ---------------------------------------------------------------------------------------------------- evaluate
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1)  # the "input" is the logits themselves
+
+
+def evaluate(predict, batches, num_classes):
+    r = Classification(num_classes).evaluate(predict, batches)
+    return {"top1": r["value"], "loss": r["loss"], "n": r["n"], **r["extras"]}
 
 
 def test_evaluate_top1_per_class_and_loss():

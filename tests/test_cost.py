@@ -1,6 +1,6 @@
 """Cost accounting (``transferlab.cost``) and the per-method step bench (``transferlab.bench_methods``).
 
-MAC counts against hand-computed ones, the inference-parameter rule (autograd reachability; ``collapse()`` for lite
+MAC counts against hand-computed ones, the inference-parameter rule (autograd reachability; ``inference_model()``, the collapsed model, for lite
 Zoo-Tuning), the CPU peak-memory subprocess, and the bench end to end on tiny fixtures. Never timing values."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import torch
 import transferlab.methods.zoo_tuning  # noqa: F401  registers zoo_tuning, zoo_tuning_lite
 from conftest import TINY_HUB_B as SECOND
 from torch import nn
-from transferlab import bench_methods, cost
 from transferlab import results as results_mod
+from transferlab.perf import cost
+from transferlab.perf import methods as bench_methods
+from transferlab.tasks.classification import Classification
 
 
 def _batch(n: int = 8):
@@ -38,7 +40,7 @@ def test_cost_of_a_finetuned_model_excludes_the_kept_source_head(tiny_hub, tiny_
     from transferlab.methods import METHODS
 
     cfg = tiny_config(method="finetune", pretrained=f"mini:{tiny_hub}")
-    method = METHODS.get("finetune").build(cfg, 4)
+    method = METHODS.get("finetune").build(cfg, Classification(4))
     before = {k: v.clone() for k, v in method.state_dict().items()}
     c = cost.measure_cost(method, _batch(), cfg, warmup=1, steps=1, repeats=1, memory=False)
     head = sum(p.numel() for p in method.backbone.source_head.parameters())
@@ -70,11 +72,11 @@ def test_inference_params_of_a_collapsed_lite_model(lite_downsample, tiny_zoo, t
 
     cfg = tiny_config(method="zoo_tuning_lite", pretrained="hub:test_tiny",
                       method_params={"lite_downsample": lite_downsample})  # fmt: skip
-    method = METHODS.get("zoo_tuning_lite").build(cfg, 4)
+    method = METHODS.get("zoo_tuning_lite").build(cfg, Classification(4))
     c = cost.measure_cost(method, _batch(), cfg, warmup=1, steps=1, repeats=1, memory=False)
     plain = build_backbone("mini_resnet", "none")
     plain.reset_head(4, keep_source=False)
-    assert c["inference_model"] == "collapse()" and c["params_total"] > cost.count_params(plain)
+    assert c["inference_model"] == "inference_model()" and c["params_total"] > cost.count_params(plain)
     if lite_downsample:  # fully collapsed: exactly a plain mini_resnet
         assert c["params_inference"] == cost.count_params(plain)
         assert c["macs_inference_per_image"] == pytest.approx(cost.count_macs(plain, _batch()[0]) / 8)
@@ -86,7 +88,7 @@ def test_cpu_peak_memory_of_an_ensemble_step_runs_in_a_fresh_process(tiny_hub, t
     from transferlab.methods import METHODS
 
     cfg = tiny_config(method="finetune", pretrained=f"mini:{tiny_hub}")
-    methods = [METHODS.get("finetune").build(cfg, 4) for _ in range(2)]
+    methods = [METHODS.get("finetune").build(cfg, Classification(4)) for _ in range(2)]
     out = cost.step_peak_memory(methods, _batch(16), cfg)
     assert out.get("memory_note") is None, out
     assert out["peak_step_mb"] > 0 and out["baseline_mb"] > 0 and "fresh process" in out["memory_how"]
@@ -147,9 +149,9 @@ def test_transferlab_cost_measures_a_hub_table_and_the_report_reads_it(
 ):
     """`transferlab cost`: one measured row per distinct (method, weights, params) of a table, saved atomically next to
     the table's runs; the report's loader reads it back (parameters and MACs exact, speeds measured)."""
-    from transferlab import cost_run
     from transferlab.cli import main
     from transferlab.papers import PAPERS, Paper, Table
+    from transferlab.perf import table as cost_run
 
     base = {
         k: v for k, v in tiny_config().to_flat().items() if k not in ("method", "pretrained", "seed", "table")
@@ -194,7 +196,7 @@ def test_transferlab_cost_measures_a_hub_table_and_the_report_reads_it(
 
 
 def test_inference_parameters_include_frozen_parts_run_without_grad():
-    from transferlab.cost import params_used_by
+    from transferlab.perf.cost import params_used_by
 
     frozen, head, unused = nn.Linear(4, 8), nn.Linear(8, 2), nn.Linear(8, 2)
     model = nn.ModuleDict({"frozen": frozen, "head": head, "unused": unused})

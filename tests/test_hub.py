@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torchvision
-from transferlab import cli
+from transferlab import cli, hubbuild
 from transferlab.config import ConfigError
 from transferlab.models import WeightsError, build_backbone, mini_hub
 from transferlab.models.hub import HUBS, Hub, _check_fit, mini_hub_of
@@ -228,7 +228,7 @@ def test_mini_hub_through_the_same_interface(tiny_hub):
     assert status.ok and status.path is not None and status.file.startswith(f"{tiny_hub}-")
     (row,) = hub.manifest()
     assert (
-        row["prefix"] == mini_hub.ensure(tiny_hub, verbose=False)[1]["sha256"]
+        row["prefix"] == hubbuild.ensure(tiny_hub, verbose=False)[1]["sha256"]
         and row["arch"] == "mini_resnet"
     )
     bodies = hub.state_dicts()
@@ -290,12 +290,17 @@ def test_cli_check_flags_bad_checksums_and_lists_hubs(synthetic, offline, capsys
 
 
 def test_paper_hub_names_are_weights_of_their_architecture_only():
-    from transferlab.models import weights_supported
+    from transferlab.models import check_weights
+    from transferlab.refs import WeightsRef
 
     for name in ("maskrcnn_coco_v1", "deeplabv3_coco_v1", "keypointrcnn_coco_v1", "moco_v1_200ep"):
-        assert weights_supported("resnet50", name) == ""
-        assert "not supported" in weights_supported("resnet18", name)
-    assert weights_supported("resnet50", "hub:paper") == ""
-    assert "hubs: mini, paper, paper_mocov2" in weights_supported("resnet50", "hub:nope")
+        check_weights("resnet50", WeightsRef.parse(name))
+        with pytest.raises(ConfigError, match=f"weights '{name}' are not available for backbone 'resnet18'"):
+            check_weights("resnet18", WeightsRef.parse(name))
+    check_weights("resnet50", WeightsRef.parse("hub:paper"))
+    with pytest.raises(ConfigError, match="Valid hubs: hub:mini, hub:paper, hub:paper_mocov2"):
+        check_weights("resnet50", WeightsRef.parse("hub:nope"))
+    with pytest.raises(ConfigError, match="Did you mean 'hub:paper'"):
+        check_weights("resnet50", WeightsRef.parse("hub:papr"))
     with pytest.raises(WeightsError, match="resnet50 weights"):
         build_backbone("resnet18", "maskrcnn_coco_v1")

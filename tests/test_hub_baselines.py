@@ -16,6 +16,7 @@ import transferlab.methods.hub_ensemble  # noqa: F401  registers ensemble, featu
 from conftest import TINY_HUB_B as SECOND
 from conftest import TINY_ZOO as HUB
 from resume import assert_resumes_exactly
+from transferlab.tasks.classification import Classification
 
 
 def _cfg(tiny_config, method, **params):
@@ -26,7 +27,7 @@ def _build(tiny_config, method, **params):
     from transferlab.methods import METHODS
 
     torch.manual_seed(0)
-    return METHODS.get(method).build(_cfg(tiny_config, method, **params), 4)
+    return METHODS.get(method).build(_cfg(tiny_config, method, **params), Classification(4))
 
 
 def _batch(n=8):
@@ -36,19 +37,19 @@ def _batch(n=8):
 
 @pytest.fixture
 def count_teacher_fits(monkeypatch):
-    """Counts fit() calls that train a distillation teacher (an ``ensemble`` inside ``distill.prepare``)."""
-    from transferlab import train as train_mod
+    """Counts fit() calls that train an ``ensemble`` (distillation's teacher is the ensemble cell)."""
+    from transferlab import experiment
     from transferlab.methods.hub_ensemble import HubEnsemble
 
     calls = []
-    real = train_mod.fit
+    real = experiment.fit
 
     def counting(method, *args, **kwargs):
         if isinstance(method, HubEnsemble):
             calls.append(method)
         return real(method, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "fit", counting)
+    monkeypatch.setattr(experiment, "fit", counting)
     return calls
 
 
@@ -70,7 +71,7 @@ def test_each_member_gets_exactly_the_gradient_of_its_own_fine_tuning(tiny_zoo, 
     from transferlab.methods.finetune import FineTune
 
     method = _build(tiny_config, "ensemble").train()
-    lone = [FineTune(copy.deepcopy(m), 4, FineTune.Config()).train() for m in method.backbone]
+    lone = [FineTune(copy.deepcopy(m), Classification(4), FineTune.Config()).train() for m in method.backbone]
     x, y = _batch()
     out = method.loss(x, y)
     out["loss"].backward()
@@ -141,66 +142,57 @@ def test_feature_concat_features(normalize, tiny_zoo, tiny_config):
 
 
 # ------------------------------------------------------------------------------------------------ distill
-def test_distill_trains_resumes_and_trains_its_teacher_once(
+def test_distill_uses_the_finished_ensemble_cell_as_its_teacher(
     tiny_zoo, tiny_config, tmp_path, count_teacher_fits
 ):
     import transferlab as tl
+    from transferlab.experiment import run_dir
 
     cfg = _cfg(tiny_config, "distill")
-    result = tl.run(cfg, out_dir=tmp_path / "a")
+    result = tl.run(cfg, root=tmp_path)  # trains the ensemble cell first, into its own run folder
     assert len(count_teacher_fits) == 1
     assert {"train_ce", "train_kd"} <= set(result.history[-1])
-    # the teacher is the ensemble run of the same cell: same initial weights, stream and selection
-    ensemble = tl.run(_cfg(tiny_config, "ensemble"), out_dir=tmp_path / "ens")
+    teacher_cfg = _cfg(tiny_config, "ensemble")
+    teacher_dir = run_dir(teacher_cfg, tmp_path)
+    assert result.extra["teacher_run"] == str(teacher_dir) and (teacher_dir / "weights.pt").exists()
+    ensemble = tl.run(
+        teacher_cfg, root=tmp_path
+    )  # the table's ensemble cell: already finished, not trained again
+    assert len(count_teacher_fits) == 1
     for k in ("best_val", "best_step", "test_at_best_val", "test_last"):
         assert result.extra[f"teacher_{k}"] == ensemble.metrics[k], k
     assert result.extra["student"] == "test_tiny_digits" and result.extra["teacher_iterations"] == 12
-    # interrupted once, resumed once: the teacher is trained in the first attempt only
-    assert_resumes_exactly(cfg, tmp_path / "b", result)
-    assert len(count_teacher_fits) == 2
-    assert (tmp_path / "b" / "teacher.pt").exists() and (tmp_path / "b" / "teacher" / "metrics.json").exists()
+    # interrupted once, resumed once: the teacher (found finished) is never trained again
+    assert_resumes_exactly(cfg, tmp_path / "b", result, root=tmp_path)
+    assert len(count_teacher_fits) == 1
 
 
-def test_distill_teacher_cache_is_reused_frozen_and_best_val(
-    tiny_zoo, tiny_config, tmp_path, count_teacher_fits
-):
-    from transferlab.evaluate import evaluate
-    from transferlab.experiment import prepared_method
+def test_the_teacher_holds_the_ensembles_best_validation_weights_frozen(tiny_zoo, tiny_config, tmp_path,
+                                                                        count_teacher_fits):  # fmt: skip
+    import transferlab as tl
 
     cfg = _cfg(tiny_config, "distill", student=SECOND, teacher_iterations=12)
-    first, data = prepared_method(cfg, tmp_path)
-    assert len(count_teacher_fits) == 1
-    mtime = (tmp_path / "teacher.pt").stat().st_mtime_ns
-    second, _ = prepared_method(cfg, tmp_path)
-    assert len(count_teacher_fits) == 1 and (tmp_path / "teacher.pt").stat().st_mtime_ns == mtime
-    for (k, a), b in zip(first.teacher.state_dict().items(), second.teacher.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert second.teacher_info == first.teacher_info and second.artifacts()["teacher_iterations"] == 12
-    # the kept weights are the best-validation ones (step 8 of 12 here), not the last: their validation numbers are
-    # those the teacher's learning curve logged at its best step
-    info = second.teacher_info
-    curve = {
-        e["step"]: e
-        for e in map(json.loads, (tmp_path / "teacher" / "history.jsonl").read_text().splitlines())
-    }
-    assert info["teacher_best_step"] == 8 and info["teacher_last_step"] == 12
-    val = evaluate(second.teacher.predict, data.val(), 4)
-    assert val["top1"] == info["teacher_best_val"] == curve[8]["val_top1"]
-    assert (
-        val["loss"] == pytest.approx(curve[8]["val_loss"], rel=1e-12) and val["loss"] != curve[12]["val_loss"]
-    )
+    method, data = tl.prepared_method(cfg, root=tmp_path)
+    info = method.teacher_info
+    teacher_dir = tmp_path / info["teacher_run"].split(str(tmp_path) + "/", 1)[1]
+    curve = {e["step"]: e for e in map(json.loads, (teacher_dir / "history.jsonl").read_text().splitlines())}
+    best = max(curve, key=lambda k: (curve[k]["val_top1"], -k))
+    assert info["teacher_best_step"] == best and info["teacher_last_step"] == 12
+    saved = torch.load(teacher_dir / "weights.pt", weights_only=True)
+    for k, v in method.teacher.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+    val = Classification(4).evaluate(method.teacher.predict, data.val())
+    assert val["value"] == info["teacher_best_val"] == curve[best]["val_top1"]
+    assert val["loss"] == pytest.approx(curve[best]["val_loss"], rel=1e-12)
     # frozen: no trainable parameter, eval mode whatever the method does, not in the optimiser
-    second.train()
-    assert not second.teacher.training and not any(m.training for m in second.teacher.modules())
-    assert not any(p.requires_grad for p in second.teacher.parameters())
-    params = {id(p) for g in second.param_groups(cfg.optim) for p in g["params"]}
-    assert params == {id(p) for p in second.backbone.parameters()}
-    assert second.student_name == SECOND
-    # a cache written for other settings is deleted and the teacher trained again
-    saved = torch.load(tmp_path / "teacher.pt", weights_only=True)
-    torch.save({**saved, "key": "stale"}, tmp_path / "teacher.pt")
-    prepared_method(cfg, tmp_path)
-    assert len(count_teacher_fits) == 2
+    method.train()
+    assert not method.teacher.training and not any(m.training for m in method.teacher.modules())
+    assert not any(p.requires_grad for p in method.teacher.parameters())
+    params = {id(p) for g in method.param_groups(cfg.optim) for p in g["params"]}
+    assert params == {id(p) for p in method.backbone.parameters()}
+    assert method.student_name == SECOND
+    tl.prepared_method(cfg, root=tmp_path)  # a second look finds the same finished teacher
+    assert len(count_teacher_fits) == 1
 
 
 def test_distill_loss(tiny_zoo, tiny_config):
@@ -255,8 +247,7 @@ def test_bad_parameters_fail_before_training(tiny_zoo, tiny_hub, tiny_config, tm
     with pytest.raises(
         ConfigError, match=f"valid: test_tiny_digits, {SECOND}"
     ):  # checked when the hub is known
-        tl.run(_cfg(tiny_config, "distill", student="nope"), out_dir=tmp_path / "s")
-    assert not (tmp_path / "s" / "teacher.pt").exists()
+        _cfg(tiny_config, "distill", student="nope")
     for method in ("ensemble", "feature_concat", "distill"):
         with pytest.raises(ConfigError, match=f"hub:{HUB}"):  # names the valid hubs
             tl.run(tiny_config(method=method, pretrained=f"mini:{tiny_hub}"), out_dir=tmp_path / method)
@@ -265,8 +256,7 @@ def test_bad_parameters_fail_before_training(tiny_zoo, tiny_hub, tiny_config, tm
 
 
 def test_log_mean_softmax_helper():
-    from transferlab.methods.hub_ensemble import combine_logits
-
+    combine_logits = Classification(5).combine
     z = [torch.randn(3, 5), torch.randn(3, 5), torch.randn(3, 5)]
     expected = torch.log(sum(F.softmax(t, 1) for t in z) / 3)
     torch.testing.assert_close(combine_logits(z, "prob"), expected)

@@ -11,6 +11,7 @@ import pytest
 import torch
 import transferlab.methods.hub_pathway  # noqa: F401  registers hub_pathway
 from resume import assert_resumes_exactly
+from transferlab.tasks.classification import Classification
 
 HUB = "test_pathway"
 K = 4
@@ -38,7 +39,11 @@ def tiny_pathway_hub(tiny_hub, monkeypatch) -> str:
                              "scikit-learn digits", iterations=steps, batch_size=32, lr=lr, backbone=backbone)  # fmt: skip
             monkeypatch.setitem(MINI_HUB._items, name, model)
     hub = mini_hub_of([tiny_hub, *(e[0] for e in EXTRA)], name=HUB)
-    hub.fetch()  # pre-train once per session (seconds), cached
+    from transferlab.hubbuild import ensure_all
+
+    ensure_all(
+        [tiny_hub, *(e[0] for e in EXTRA)], jobs=1, out=lambda *_: None
+    )  # pre-trained once (seconds), cached
     monkeypatch.setitem(HUBS._items, HUB, hub)
     return HUB
 
@@ -48,7 +53,7 @@ def _build(tiny_config, **params):
 
     torch.manual_seed(0)
     cfg = tiny_config(method="hub_pathway", pretrained=f"hub:{HUB}", method_params=params)
-    return METHODS.get("hub_pathway").build(cfg, 4)
+    return METHODS.get("hub_pathway").build(cfg, Classification(4))
 
 
 def _batch(n=24, seed=0):

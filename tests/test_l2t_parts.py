@@ -27,6 +27,7 @@ from transferlab.methods.matching import (
 from transferlab.methods.meta_grad import SGDHyper, hypers_from_optimizer, unrolled_meta_gradient
 from transferlab.models.l2t_ww_source import block_feature_maps, load_l2t_resnet32, remap_key
 from transferlab.models.vgg import VGG9BN
+from transferlab.tasks.classification import Classification
 
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
@@ -319,7 +320,15 @@ def tiny_method(name: str, T: int = 2, bn_stats: str = "clean", **cfg):
     target.reset_head(3, keep_source=False)
     cls = METHODS.get(name)
     config = cls.Config(T=T, bn_stats=bn_stats, meta_lr=1e-2, **cfg)
-    method = cls(target, 3, config, source, ((1, 1), (2, 2), (3, 1), (2, 3)), (4, 4, 8, 8), (4, 4, 6, 8))
+    method = cls(
+        target,
+        Classification(3),
+        config,
+        source,
+        ((1, 1), (2, 2), (3, 1), (2, 3)),
+        (4, 4, 8, 8),
+        (4, 4, 6, 8),
+    )
     method.double().train()
     opt = torch.optim.SGD(method.param_groups(None)[0]["params"], lr=0.1, momentum=0.9, weight_decay=1e-4)
     x, y = torch.randn(4, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 1])
@@ -452,7 +461,7 @@ def test_l2t_ww_builds_the_cifar_setting_from_a_run_config():
     path = anchor_path("l2t_ww_tinyimagenet_resnet32.pth.tar")
     run = RunConfig(method="l2t_ww", backbone="vgg9_bn", pretrained="none",
                     method_params={"source_checkpoint": str(path)})  # fmt: skip
-    method = __import__("transferlab.methods.l2t_ww", fromlist=["L2TWW"]).L2TWW.build(run, 10)
+    method = __import__("transferlab.methods.l2t_ww", fromlist=["L2TWW"]).L2TWW.build(run, Classification(10))
     assert method.pairs == CIFAR_PAIRS and len(method.matching.convs) == 15
     assert method.source.kind == "blocks" and not method.source.training
     method.train()

@@ -7,8 +7,9 @@ import hashlib
 import pytest
 import torch
 import torchvision
-from transferlab.models import WeightsError, build_backbone, weights
-from transferlab.papers import missing_reason
+from transferlab.config import ConfigError
+from transferlab.models import WeightsError, build_backbone, check_weights, weights
+from transferlab.refs import WeightsRef
 
 
 @pytest.fixture(scope="module")
@@ -84,5 +85,6 @@ def test_offline_and_unknown_moco_weights_say_what_to_do(tmp_path, monkeypatch):
     assert "TRANSFERLAB_WEIGHTS_DIR" in msg
     with pytest.raises(WeightsError, match="valid: moco_v1_200ep, moco_v2_200ep, moco_v2_800ep"):
         weights.moco_state_dict("moco_v3")
-    assert missing_reason({"backbone": "resnet50", "pretrained": "moco_v2_800ep", "method": "finetune"}) == ""
-    assert "not supported" in missing_reason({"backbone": "resnet18", "pretrained": "moco_v2_800ep"})
+    check_weights("resnet50", WeightsRef.parse("moco_v2_800ep"))  # a valid configuration: no error
+    with pytest.raises(ConfigError, match="not available for backbone 'resnet18'"):
+        check_weights("resnet18", WeightsRef.parse("moco_v2_800ep"))

@@ -184,17 +184,19 @@ def test_report_paired_gap_equals_the_metrics_files(report, finished):
     _, text, _ = report
     _, metrics = finished
     gaps = [(header, rows) for classes, header, rows in parse(text).tables if "gaps" in classes.split()]
-    assert len(gaps) == 1
+    assert len(gaps) == 2  # at the best-validation step, and at the last step
     header, rows = gaps[0]
     assert len(rows) == 1 and rows[0][header.index("method")] == "scratch"
     by_seed = {
         m: {r["config"]["seed"]: r["metrics"]["test_at_best_val"] for r in metrics[m]} for m in METHODS
     }
     diffs = [by_seed["scratch"][s] - by_seed["finetune"][s] for s in (0, 1)]
-    assert float(rows[0][header.index("mean_gap")]) == pytest.approx(
+    assert float(rows[0][header.index("mean gap")]) == pytest.approx(
         round(statistics.mean(diffs), 2), abs=0.006
     )
-    assert rows[0][header.index("n_pairs")] == "2"
+    assert rows[0][header.index("seeds (pairs)")] == "2"
+    assert rows[0][header.index("smallest possible p")] == "0.500"  # 2 pairs: a sign-flip p cannot go lower
+    assert rows[0][header.index("95 % bootstrap (n ≥ 10)")] == "—"  # no bootstrap with 2 pairs
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
@@ -237,6 +239,7 @@ def test_report_all_builds_every_paper_and_the_index(tmp_path, monkeypatch, caps
         return Path(out) / f"{paper}.html"
 
     monkeypatch.setattr(publish, "build_report", fake_build)
+    (tmp_path / "r").mkdir()
     assert cli.main(["report", "--all", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
     assert [b[0] for b in built] == PAPERS.names()
     index = (tmp_path / "o" / "index.html").read_text()
@@ -246,6 +249,9 @@ def test_report_all_builds_every_paper_and_the_index(tmp_path, monkeypatch, caps
 
     assert cli.main(["report", "--results", str(tmp_path / "r")]) == 2  # a paper name or --all is needed
     assert "name a paper or pass --all" in capsys.readouterr().err
+    assert cli.main(["report", "--all", "--results", str(tmp_path / "nowhere")]) == 2  # not "no runs yet"
+    err = capsys.readouterr().err
+    assert "results folder" in err and "does not exist" in err
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torchvision
 import transferlab
-from transferlab import experiment
+from transferlab import experiment, hubbuild
 from transferlab import results as results_mod
 from transferlab import train as train_mod
 from transferlab.config import ConfigError
@@ -29,6 +29,7 @@ from transferlab.methods.scratch import Scratch
 from transferlab.models import BACKBONES, Backbone, WeightsError, build_backbone, mini_hub
 from transferlab.models.weights import hash_prefix, load_checked, sha256_file, torchvision_state_dict
 from transferlab.results import Result, load_result
+from transferlab.tasks.classification import Classification
 from transferlab.train import NonFiniteLossError, fit
 
 RESNET18_FILE = "resnet18-f37072fd.pth"
@@ -168,7 +169,7 @@ def test_load_checked_refuses_pickled_code(tmp_path):
 
 def test_default_weights_refused():
     for backbone in ("resnet18", "resnet50"):
-        with pytest.raises(WeightsError, match="'DEFAULT' is refused"):
+        with pytest.raises(ConfigError, match="'DEFAULT' is refused"):
             build_backbone(backbone, "DEFAULT")
 
 
@@ -202,7 +203,7 @@ def test_overfits_a_single_batch(tiny_config):
     no_aug = Preset("plain", MINI_MEAN, MINI_STD, train=None, test=None)
     cfg = tiny_config(optimizer="adam", lr=0.01, weight_decay=0, iterations=60, eval_every=20)
     torch.manual_seed(0)
-    method = METHODS.get("scratch").build(cfg, 4)
+    method = METHODS.get("scratch").build(cfg, Classification(4))
     result = fit(method, source, splits, no_aug, cfg)
     assert result.metrics["test_last"] == 100.0
     assert result.history[-1]["train_loss"] < 0.1
@@ -220,12 +221,15 @@ def finished(tiny_config, tmp_path_factory) -> tuple:
 def test_metrics_json_contents(finished):
     cfg, out, result = finished
     files = ["config.json", "history.jsonl", "metrics.json", "splits.json"]
-    assert sorted(p.name for p in out.iterdir()) == files
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == files
+    assert (out / ".lock").exists()  # the run folder's lock file (an OS lock while a process trains there)
     data = json.loads((out / "metrics.json").read_text())
     for key in ("test_at_best_val", "test_last", "best_step", "best_val", "per_class_at_best_val"):
         assert key in data["metrics"]
     assert data["metrics"]["best_step"] in (4, 8, 12)
     assert data["config_hash"] == cfg.config_hash() and data["config"] == cfg.to_flat()
+    assert data["metrics"]["metric"] == "top1" and data["metrics"]["direction"] == "max"
+    assert data["metrics"]["task"] == "classification"
     assert [h["step"] for h in data["history"]] == [4, 8, 12]
     assert [h["lr"] for h in data["history"]] == pytest.approx([0.05, 0.005, 0.005])
     assert all("val_top1" in h and "train_loss" in h for h in data["history"])
@@ -291,8 +295,29 @@ def test_checkpoint_of_another_config_is_refused(finished, tmp_path, monkeypatch
     with pytest.raises(_Interrupted):
         experiment.run(cfg, out)
     monkeypatch.undo()
-    with pytest.raises(RuntimeError, match="different configuration"):
-        experiment.train(cfg.replace(lr=0.02), out)
+    other = cfg.replace(lr=0.02)
+    result = experiment.train(other, out)[
+        1
+    ]  # the stale checkpoint is moved aside, named, and the run starts over
+    aside = list(out.glob("checkpoint.pt.bad-*"))
+    assert len(aside) == 1 and result.config_hash == other.config_hash()
+    assert experiment.run(other, tmp_path / "clean").metrics == result.metrics
+
+
+def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_starts_over(finished, tmp_path, capsys):
+    cfg, _, reference = finished
+    out = tmp_path / "bad_ckpt"
+    out.mkdir()
+    (out / train_mod.CHECKPOINT).write_bytes(b"not a checkpoint")
+    result = experiment.run(cfg, out)
+    said = capsys.readouterr().out
+    assert (
+        "could not be used" in said
+        and "checkpoint.pt.bad-" in said
+        and "starting this run from step 0" in said
+    )
+    assert result.metrics == reference.metrics
+    assert [p.read_bytes() for p in out.glob("checkpoint.pt.bad-*")] == [b"not a checkpoint"]
 
 
 def test_run_returns_stored_result(finished, monkeypatch):
@@ -324,7 +349,7 @@ def test_nan_loss_raises(tiny_config, tmp_path):
     cfg = tiny_config(iterations=6, eval_every=3)
     source = load_dataset(cfg.data.dataset, cfg.data.data_root)
     splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
-    method = _NanLoss.build(cfg, source.num_classes)
+    method = _NanLoss.build(cfg, Classification(source.num_classes))
     with pytest.raises(NonFiniteLossError, match=r"non-finite training loss .*nan.*lower the learning rate"):
         fit(method, source, splits, transferlab.data.TRANSFORMS.get("mini"), cfg, out_dir=tmp_path)
     assert not (tmp_path / "metrics.json").exists()
@@ -346,7 +371,7 @@ def hub_cache(tiny_hub, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRANSFERLAB_CACHE", str(cache))
         assert not (cache / "mini_hub").exists()
-        weights, meta = mini_hub.ensure(tiny_hub, verbose=False)
+        weights, meta = hubbuild.ensure(tiny_hub, verbose=False)
         yield cache, weights, meta
 
 
@@ -363,8 +388,8 @@ def test_hub_ensure_writes_weights_and_manifest(hub_cache, tiny_hub, monkeypatch
     def no_pretraining(*args, **kwargs):
         raise AssertionError("the cached model should have been reused")
 
-    monkeypatch.setattr(mini_hub, "_pretrain", no_pretraining)
-    again_weights, again_meta = mini_hub.ensure(tiny_hub, verbose=False)
+    monkeypatch.setattr(hubbuild, "_pretrain", no_pretraining)
+    again_weights, again_meta = hubbuild.ensure(tiny_hub, verbose=False)
     assert again_weights == weights and again_meta == json.loads(manifest.read_text())
 
 
@@ -379,10 +404,10 @@ def test_hub_corrupt_file_is_retrained(hub_cache, tiny_hub, tmp_path, monkeypatc
     copy.write_bytes(bytes(data))
 
     calls = []
-    real = mini_hub._pretrain
-    monkeypatch.setattr(mini_hub, "_pretrain", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = hubbuild._pretrain
+    monkeypatch.setattr(hubbuild, "_pretrain", lambda *a, **k: calls.append(a) or real(*a, **k))
     with pytest.warns(UserWarning, match="checksum mismatch; deleting it and pre-training again"):
-        new_weights, new_meta = mini_hub.ensure(tiny_hub, verbose=False)
+        new_weights, new_meta = hubbuild.ensure(tiny_hub, verbose=False)
     assert len(calls) == 1
     assert new_weights == copy and new_meta["sha256"] == sha256_file(copy)
     assert torch.load(copy, weights_only=True).keys() == torch.load(weights, weights_only=True).keys()
@@ -395,14 +420,14 @@ def test_load_hub_backbone(hub_cache, tiny_hub, monkeypatch):
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k) or real_load(*a, **k))
     net = build_backbone("mini_resnet", f"mini:{tiny_hub}")
     assert calls and all(c.get("weights_only") is True for c in calls)
-    assert net.hub_sha256 == meta["sha256"] and net.head.out_features == 10
+    assert net.weights_sha256 == meta["sha256"] and net.head.out_features == 10
     saved = real_load(weights, weights_only=True)
     for k, v in net.state_dict().items():
         assert torch.equal(v, saved[k]), k
 
 
 def test_hub_wrong_backbone_refused(tiny_hub, monkeypatch):
-    monkeypatch.setattr(mini_hub, "ensure", lambda *a, **k: pytest.fail("must refuse before loading"))
+    monkeypatch.setattr(mini_hub, "cached", lambda *a, **k: pytest.fail("must refuse before loading"))
     with pytest.raises(WeightsError, match=f"{tiny_hub}.*is a mini_resnet.*'resnet18'"):
         mini_hub.load_hub_backbone(tiny_hub, backbone="resnet18")
     with pytest.raises(WeightsError):
@@ -419,17 +444,22 @@ def test_finetune_from_tiny_hub(hub_cache, tiny_hub, tiny_config, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ method guards
 def test_finetune_refuses_no_pretraining(tiny_config):
-    cfg = tiny_config(method="finetune", pretrained="none")
-    with pytest.raises(ValueError, match="needs pre-trained weights"):
-        METHODS.get("finetune").build(cfg, 4)
+    with pytest.raises(ConfigError, match="fine-tunes one pre-trained model.*is method 'scratch'"):
+        tiny_config(method="finetune", pretrained="none")
 
 
 def test_scratch_refuses_pretrained_weights(tiny_config, tiny_hub, monkeypatch):
-    monkeypatch.setattr(mini_hub, "ensure", lambda *a, **k: pytest.fail("must refuse before loading weights"))
+    monkeypatch.setattr(mini_hub, "cached", lambda *a, **k: pytest.fail("must refuse before loading weights"))
     for pretrained in (f"mini:{tiny_hub}", "IMAGENET1K_V1"):
-        cfg = tiny_config(method="scratch", pretrained=pretrained)
-        with pytest.raises(ValueError, match="set pretrained='none'"):
-            METHODS.get("scratch").build(cfg, 4)
+        with pytest.raises(ConfigError, match="set pretrained='none'"):
+            tiny_config(method="scratch", pretrained=pretrained, backbone="mini_resnet" if "mini" in pretrained
+                        else "resnet18")  # fmt: skip
+
+
+def test_a_hub_model_that_is_not_built_names_the_command(tiny_hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
+    with pytest.raises(WeightsError, match="not pre-trained yet.*transferlab hub build mini"):
+        build_backbone("mini_resnet", f"mini:{tiny_hub}")
 
 
 def _listing(root: Path) -> list[str]:

@@ -8,13 +8,14 @@ import pytest
 import torch
 import transferlab.methods.zoo_tuning  # noqa: F401  registers zoo_tuning, zoo_tuning_lite
 from resume import assert_resumes_exactly
+from transferlab.tasks.classification import Classification
 
 
 def _build(tiny_config, method, **params):
     from transferlab.methods import METHODS
 
     cfg = tiny_config(method=method, pretrained="hub:test_tiny", method_params=params)
-    return cfg, METHODS.get(method).build(cfg, 4)
+    return cfg, METHODS.get(method).build(cfg, Classification(4))
 
 
 @pytest.mark.parametrize("method", ["zoo_tuning", "zoo_tuning_lite"])

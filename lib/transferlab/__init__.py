@@ -1,14 +1,15 @@
 """transferlab: reproduce and extend transfer learning from pre-trained models and model hubs.
 
-Entry points: ``RunConfig`` (one table cell), ``run(cfg)`` (train and write results), ``load_results()`` (pandas),
-and the ``transferlab`` command line (``run``, ``report``, ``bench``, ``data``, ``hub``).
+Entry points: ``RunConfig`` (one table cell), ``resolve(paper, table, ...)`` (a paper cell's configuration),
+``run(cfg)`` (train and write results), ``load_results()`` (pandas), and the ``transferlab`` command line
+(``run``, ``report``, ``bench``, ``cost``, ``data``, ``hub``).
 """
 
-__version__ = "0.1.0"
-
-from transferlab.config import ConfigError, DataConfig, OptimConfig, RunConfig  # noqa: E402
-from transferlab.experiment import run  # noqa: E402
+from transferlab.api import prepared_method, run  # noqa: E402
+from transferlab.config import DataConfig, OptimConfig, RunConfig  # noqa: E402
+from transferlab.errors import ConfigError  # noqa: E402
 from transferlab.results import Result, load_results  # noqa: E402
+from transferlab.version import __version__  # noqa: E402
 
 __all__ = [
     "ConfigError",
@@ -18,5 +19,6 @@ __all__ = [
     "RunConfig",
     "__version__",
     "load_results",
+    "prepared_method",
     "run",
 ]

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from transferlab.config import ConfigError
+from transferlab.models.weights import WeightsError
 from transferlab.registry import RegistryError
 
 
@@ -36,12 +38,13 @@ def _assignment(text: str) -> tuple[str, object]:
 
 def cmd_run(args) -> int:
     from transferlab.papers import PAPERS
-    from transferlab.runner import run_table
 
     if args.paper == "all" and args.table:
         raise ConfigError("--table needs one paper, not 'all'")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.seeds and any(s < 0 for chunk in args.seeds for s in chunk):
+        raise ConfigError(f"--seeds must be integers >= 0, got {[s for chunk in args.seeds for s in chunk]}")
     papers = PAPERS.names() if args.paper == "all" else [args.paper]
     work = []
     for name in papers:  # validate every paper and table before running any
@@ -57,14 +60,21 @@ def cmd_run(args) -> int:
     for key, value in args.where or []:
         where.setdefault(key, []).extend(value if isinstance(value, list) else [value])
     overrides = dict(args.set or [])
-    failed = 0
-    for name, t in work:
-        counts = run_table(
-            name, t, args.protocol, seeds, args.jobs, args.executor, args.dry_run, args.results,
-            where=where, overrides=overrides,
-        )  # fmt: skip
-        failed += counts.get("failed", 0)
-    return 1 if failed else 0
+    from transferlab.runner import plan, run_tables
+
+    for name, t in work:  # every cell of every table validated (names, values, methods' preconditions) first
+        plan(name, t, args.protocol, seeds, args.results, where, overrides)
+    if args.via_notebook:
+        if where or overrides or args.executor != "local" or args.dry_run:
+            raise ConfigError(
+                "--via-notebook runs the tables as they are: no --where, --set, --dry-run or slurm"
+            )
+        from transferlab.runner.via_notebook import run_papers
+
+        return run_papers(work, args.protocol, seeds, args.jobs, args.results)
+    counts = run_tables(work, args.protocol, seeds, args.jobs, args.executor, args.dry_run, args.results,
+                        where=where, overrides=overrides, notebooks=args.notebooks)  # fmt: skip
+    return 1 if counts.get("failed") else 0
 
 
 def cmd_report(args) -> int:
@@ -76,11 +86,13 @@ def cmd_report(args) -> int:
         raise ConfigError(f"name a paper or pass --all; papers: {', '.join(PAPERS.names())}")
     for name in names:
         PAPERS.get(name)
+    if not Path(args.results).is_dir():
+        raise ConfigError(f"results folder {args.results} does not exist; run a table first "
+                          "(`transferlab run <paper>`) or pass --results <folder>")  # fmt: skip
     for name in names:
         html = build_report(name, args.results, args.out)
         print(f"wrote {html}")
-    if args.all:
-        print(f"wrote {build_index(names, args.out)}")
+    print(f"wrote {build_index(PAPERS.names(), args.out, args.results)}")
     return 0
 
 
@@ -96,23 +108,25 @@ def cmd_bench(args) -> int:
     args.steps = steps if args.steps is None else args.steps
     args.repeats = repeats if args.repeats is None else args.repeats
     if args.suite == "methods":
-        from transferlab.bench_methods import main as bench_main
+        from transferlab.perf.methods import main as bench_main
     else:
-        from transferlab.bench import main as bench_main
+        from transferlab.perf.fit import main as bench_main
 
     return bench_main(args)
 
 
 def cmd_cost(args) -> int:
-    from transferlab.cost_run import measure_table
     from transferlab.papers import PAPERS
+    from transferlab.perf.table import measure_table
 
-    paper = PAPERS.get(args.paper)
-    tables = [args.table] if args.table else paper.table_names(args.protocol)
-    for t in tables:
-        paper.table(t, args.protocol)  # validate every name before measuring anything
-    for t in tables:
-        measure_table(args.paper, t, args.protocol, args.results, memory=args.memory)
+    work = []
+    for name in args.papers:  # validate every name before measuring anything
+        paper = PAPERS.get(name)
+        for t in [args.table] if args.table else paper.table_names(args.protocol):
+            paper.table(t, args.protocol)
+            work.append((name, t))
+    for name, t in work:
+        measure_table(name, t, args.protocol, args.results, memory=args.memory)
     return 0
 
 
@@ -129,7 +143,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_hub(args) -> int:
-    from transferlab.models import mini_hub
+    from transferlab import hubbuild
     from transferlab.models.hub import HUBS
 
     if args.action == "list":
@@ -140,7 +154,9 @@ def cmd_hub(args) -> int:
         return 0
     hub = HUBS.get(args.hub or "mini")
     if args.action == "build" and hub.name == "mini":  # pre-train and cache, with the pretext accuracies
-        metas = mini_hub.ensure_all(hub.names(), data_root=args.root)
+        metas = hubbuild.ensure_all(
+            [m.weights.model for m in hub.models], data_root=args.root, jobs=args.jobs
+        )
         for name, meta in metas.items():
             print(f"{name:14s} pretext test {meta['pretext_test_top1']:.1f}%  sha256 {meta['sha256'][:12]}")
         return 0
@@ -160,19 +176,41 @@ def cmd_hub(args) -> int:
     return 0 if ok == len(statuses) else 1
 
 
+def _papers_and_tables() -> str:
+    from transferlab.papers import PAPERS
+
+    lines = []
+    for name in PAPERS.names():
+        spec = PAPERS.get(name)
+        mini, paper = ", ".join(spec.table_names("mini")), ", ".join(spec.table_names("paper"))
+        lines.append(f"  {name:12s} mini: {mini or '-'}; paper: {paper or '-'}")
+    return "papers and their tables:\n" + "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
+    from transferlab.version import __version__
+
     p = argparse.ArgumentParser(prog="transferlab", description=__doc__)
+    p.add_argument("--version", action="version", version=f"transferlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="run a paper's table(s): one papermill execution per cell, resumable")
-    r.add_argument("paper", help="a paper (transferlab.papers) or 'all'")
+    r = sub.add_parser("run", help="run a paper's table(s) on warm workers (or SLURM), resumable",
+                       epilog=_papers_and_tables(), formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    r.add_argument("paper", help="a paper (see below) or 'all'")
     r.add_argument("--table", help="table name (default: every table of the paper for the protocol)")
     r.add_argument("--protocol", default="mini", choices=["mini", "paper"])
     r.add_argument("--seeds", nargs="+", type=_seeds, help="seeds to run (default: the table's)")
     r.add_argument(
         "--jobs", type=int, default=1, help="cells run at once (local: capped at the number of GPUs)"
     )
-    r.add_argument("--executor", default="local", choices=["local", "slurm"])
+    r.add_argument("--executor", default="local", choices=["local", "slurm"],
+                   help="local: warm worker processes on this machine; slurm: a submitit job array")  # fmt: skip
+    r.add_argument("--via-notebook", action="store_true",
+                   help="execute each paper's notebook with papermill (scope='table'), which runs its tables through "
+                   "this runner and shows their results; the executed notebooks are kept (what make demo does)")  # fmt: skip
+    r.add_argument("--notebooks", action="store_true",
+                   help="run each cell through its paper notebook with papermill and keep the executed run.ipynb "
+                   "(slower: a kernel per cell)")  # fmt: skip
     r.add_argument("--dry-run", action="store_true", help="list the cells and what would run, run nothing")
     r.add_argument(
         "--complete-only", action="store_true", help="only tables whose methods all exist (make demo)"
@@ -191,8 +229,9 @@ def parser() -> argparse.ArgumentParser:
                    "run of your own, with its own run directories; best with its own --results root")  # fmt: skip
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help="build reports/<paper>.html from the results")
-    rep.add_argument("paper", nargs="?")
+    rep = sub.add_parser("report", help="build reports/<paper>.html (and reports/index.html) from the results",
+                         epilog=_papers_and_tables(), formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    rep.add_argument("paper", nargs="?", help="a paper (see below); or --all")
     rep.add_argument("--all", action="store_true", help="every paper, plus an index page")
     rep.add_argument("--results", default="results")
     rep.add_argument("--out", default="reports")
@@ -217,8 +256,8 @@ def parser() -> argparse.ArgumentParser:
     )
     b.set_defaults(func=cmd_bench)
 
-    c = sub.add_parser("cost", help="measure a table's cost table: parameters, MACs, images/s, peak memory")
-    c.add_argument("paper")
+    c = sub.add_parser("cost", help="measure tables' cost: parameters, MACs, images/s, peak memory")
+    c.add_argument("papers", nargs="+", metavar="paper", help="one or more papers")
     c.add_argument("--table", help="table name (default: every table of the paper for the protocol)")
     c.add_argument("--protocol", default="mini", choices=["mini", "paper"])
     c.add_argument(
@@ -242,6 +281,9 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("hub", nargs="?", help="a hub (default: every hub for list, 'mini' otherwise)")
     h.add_argument("--weights-dir", help="user-supplied weights files (also: $TRANSFERLAB_WEIGHTS_DIR)")
     h.add_argument("--root", default="data", help="data root (pre-training the mini hub)")
+    h.add_argument(
+        "--jobs", type=int, default=0, help="build: parallel single-thread processes (0: one per core)"
+    )
     h.set_defaults(func=cmd_hub)
     return p
 
@@ -250,9 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, RegistryError, FileNotFoundError) as err:
+    except (ConfigError, RegistryError, FileNotFoundError, PermissionError, WeightsError) as err:
         print(f"transferlab: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "transferlab: interrupted; finished cells are kept and the next run resumes the others",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,10 +15,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from transferlab.errors import ConfigError
+from transferlab.refs import WeightsRef
 
 PROTOCOLS = ("mini", "paper")
 OPTIMIZERS = ("sgd", "adam")
@@ -28,10 +32,6 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # Fields that change how a run executes or how it is labelled, but not what it computes; left out of the config
 # hash, so the same experiment listed in two tables (e.g. single-model rows of Zoo-Tuning and Hub-Pathway) is one run.
 RUNTIME_FIELDS = frozenset({"data_root", "num_workers", "device", "checkpoint_every", "paper", "table"})
-
-
-class ConfigError(ValueError):
-    """A parameter is invalid; raised before any training starts."""
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...] | list[str]) -> None:
@@ -53,6 +53,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers for file-based datasets (run-time only)
 
     def __post_init__(self) -> None:
+        typed_fields(self)
         if not 0.0 < self.sample_rate <= 1.0:
             raise ConfigError(f"sample_rate={self.sample_rate} must lie in (0, 1] (e.g. 0.15, 0.3, 0.5, 1.0)")
         if self.shots < 0:
@@ -87,10 +88,14 @@ class OptimConfig:
     )
 
     def __post_init__(self) -> None:
+        typed_fields(self)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
+        for name in ("lr", "momentum", "weight_decay", "head_lr_mult", "gamma"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name}={getattr(self, name)} must be a finite number")
         if self.lr <= 0:
-            raise ConfigError(f"lr={self.lr} must be > 0")
+            raise ConfigError(f"lr={self.lr} must be > 0 (e.g. 0.01)")
         if self.iterations < 1 or self.eval_every < 1:
             raise ConfigError("iterations and eval_every must be >= 1")
         if (
@@ -126,28 +131,25 @@ class RunConfig:
     method_params: dict[str, Any] = field(default_factory=dict)  # the method's own Config fields
 
     def __post_init__(self) -> None:
+        typed_fields(self, skip=("data", "optim"))
         _choice("protocol", self.protocol, PROTOCOLS)
         _choice("precision", self.precision, PRECISIONS)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not valid; choose auto, cpu, cuda or cuda:N")
-        # Names are checked against the registries here so a typo fails before anything is loaded.
-        from transferlab.data import DATASETS, TRANSFORMS
-        from transferlab.methods import METHODS, method_config
-        from transferlab.models import BACKBONES
-        from transferlab.registry import RegistryError
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} must be an integer >= 0")
+        for name in ("paper", "table", "method", "backbone"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be a non-empty name")
+        object.__setattr__(self, "_weights", WeightsRef.parse(self.pretrained))
+        # Registry names (dataset, method, backbone, preset, weights) and the method's own parameters are checked,
+        # and the method's defaults filled in, by transferlab.experiment.check(): this module sits below the
+        # registries. Every path to training goes through it (papers' cells, the runner, transferlab.run).
 
-        try:  # a ConfigError like every other bad value (the message lists the valid names)
-            DATASETS.check(self.data.dataset)
-            BACKBONES.check(self.backbone)
-            METHODS.check(self.method)
-            if self.data.preset != "auto":
-                TRANSFORMS.check(self.data.preset)
-        except RegistryError as err:
-            raise ConfigError(str(err)) from None
-        # Every method hyper-parameter explicit (defaults filled in): the record says what ran, and {} and the
-        # spelled-out defaults are the same experiment with the same hash. Raises on unknown or ill-typed keys.
-        full = dataclasses.asdict(method_config(self.method, self.method_params))
-        object.__setattr__(self, "method_params", full)
+    @property
+    def weights(self):
+        """``pretrained`` parsed: a :class:`transferlab.refs.WeightsRef`."""
+        return self._weights
 
     # ----------------------------------------------------------------------------------------------- flat form
     def to_flat(self) -> dict[str, Any]:
@@ -173,7 +175,7 @@ class RunConfig:
             if f.name in sub:
                 kwargs[f.name] = _build(sub[f.name], flat)
             elif f.name in flat:
-                kwargs[f.name] = _coerce(f.name, _hint(cls, f.name), flat[f.name])
+                kwargs[f.name] = coerce(f.name, field_type(cls, f.name), flat[f.name])
         return cls(**kwargs)
 
     @classmethod
@@ -215,11 +217,26 @@ def flat_field_names() -> list[str]:
 
 def _build(cls: type, flat: dict[str, Any]) -> Any:
     return cls(
-        **{f.name: _coerce(f.name, _hint(cls, f.name), flat[f.name]) for f in fields(cls) if f.name in flat}
+        **{
+            f.name: coerce(f.name, field_type(cls, f.name), flat[f.name])
+            for f in fields(cls)
+            if f.name in flat
+        }
     )
 
 
-def _hint(cls: type, name: str) -> Any:
+def typed_fields(obj: Any, skip: tuple[str, ...] = ()) -> None:
+    """Coerce every field of the frozen dataclass ``obj`` to its annotated type in place (an int given for a float
+    becomes a float; "1,2" for a tuple of ints becomes (1, 2)), or raise ConfigError naming the field: a wrong type
+    is a clear error at construction, never a TypeError deep in a comparison."""
+    for f in fields(obj):
+        if f.name not in skip:
+            object.__setattr__(
+                obj, f.name, coerce(f.name, field_type(type(obj), f.name), getattr(obj, f.name))
+            )
+
+
+def field_type(cls: type, name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
@@ -232,7 +249,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _coerce(name: str, hint: Any, value: Any) -> Any:
+def coerce(name: str, hint: Any, value: Any) -> Any:
     """Accept what papermill, YAML and the command line produce (ints for floats, lists for tuples, "1,2")."""
     origin = typing.get_origin(hint)
     try:

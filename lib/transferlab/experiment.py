@@ -1,32 +1,65 @@
-"""``run(cfg)``: one table cell from configuration to result files — what every notebook calls.
+"""One table cell from configuration to result files: check → data → method → prepare → ``fit()`` → result.
 
-Order matters for honesty and reproducibility: validate the config (before touching data), pin threads and seeds,
-load the dataset, draw the splits (saved), build the method from a seeded RNG, let it ``prepare()`` on training data
-only, then ``fit()``. A finished run with the same config hash is returned from disk instead of re-trained; an
-unfinished one resumes from its checkpoint.
+Order matters for honesty and reproducibility: :func:`check` validates every name and value and the method's
+preconditions (before touching data), then threads are pinned, the dataset is loaded and the split drawn (saved with
+the run), the method is built from the INIT seed stream, it ``prepare()``s on training data only, and ``fit()``
+trains from the TRAIN stream. A finished run with the same config hash is returned from disk instead of re-trained;
+an unfinished one resumes from its checkpoint. One process at a time trains in a run directory (a file lock): a
+second waits, then finds the run finished.
+
+Mini-hub models are not pre-trained here (that trains, so it sits above this layer: :mod:`transferlab.hubbuild`);
+``transferlab.run`` (:mod:`transferlab.api`) builds what a run needs and then calls :func:`run`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import torch
 
 from transferlab import data as tl_data
-from transferlab.config import RunConfig
-from transferlab.data.pipeline import TrainStream, derive_seed, eval_batches
+from transferlab.config import ConfigError, RunConfig
 from transferlab.data.splits import SplitIndices, make_splits
-from transferlab.methods import METHODS, Method
+from transferlab.methods import METHODS, Method, method_config
+from transferlab.methods.base import supports
+from transferlab.methods.context import PrepareData
+from transferlab.models import BACKBONES, check_weights
+from transferlab.registry import RegistryError
 from transferlab.results import (
     RESULTS_DIR,
     Result,
     atomic_write_json,
-    load_result,
+    finished_result,
     read_json,
     remove_stale_temporaries,
+    run_lock,
 )
+from transferlab.seeds import Stream, seed_for
+from transferlab.tasks import Task, task_of
 from transferlab.train import fit, resolve_device
+
+
+def check(cfg: RunConfig) -> RunConfig:
+    """``cfg`` validated against every registry (with a "did you mean") and its method's preconditions, with the
+    method's parameters spelled out (defaults filled in: the record says what ran, and ``{}`` and the explicit
+    defaults are one experiment with one hash). Raises ConfigError; reads no data and loads no weights."""
+    try:
+        tl_data.DATASETS.check(cfg.data.dataset)
+        BACKBONES.check(cfg.backbone)
+        METHODS.check(cfg.method)
+        if cfg.data.preset != "auto":
+            tl_data.TRANSFORMS.check(cfg.data.preset)
+    except RegistryError as err:
+        raise ConfigError(str(err)) from None
+    method = METHODS.get(cfg.method)
+    supports(method, tl_data.task_name(cfg.data.dataset))
+    check_weights(cfg.backbone, cfg.weights)
+    full = dataclasses.asdict(method_config(cfg.method, cfg.method_params))
+    cfg = dataclasses.replace(cfg, method_params=full) if full != cfg.method_params else cfg
+    method.check(cfg)
+    return cfg
 
 
 def run_dir(cfg: RunConfig, root: Path | str = RESULTS_DIR) -> Path:
@@ -45,71 +78,22 @@ def setup_runtime(cfg: RunConfig) -> torch.device:
     return device
 
 
-class PrepareData:
-    """What ``Method.prepare`` may look at: train and val (deterministic test-transform passes, or augmented training
-    batches), never test."""
-
-    def __init__(
-        self, source, splits: SplitIndices, preset, cfg: RunConfig, device, out_dir: Path | None = None
-    ):
-        self.source, self.splits, self.preset, self.cfg, self.device = source, splits, preset, cfg, device
-        self.out_dir = out_dir  # where a method may cache what it prepared (saved with the run)
-
-    def _batches(self, indices):
-        d = self.cfg.data
-        part = self.source.train
-        return eval_batches(part, indices, self.preset, d.eval_batch_size, self.device, False, d.num_workers)
-
-    def train(self):
-        return self._batches(self.splits.train)
-
-    def val(self):
-        return self._batches(self.splits.val)
-
-    def train_stream(self, batch_size: int, key: int) -> TrainStream:
-        """Augmented, shuffled training batches as ``fit()`` draws them, seeded by (seed, ``key``): for methods that
-        train something of their own in ``prepare()`` (DELTA's attention classifier)."""
-        d = self.cfg.data
-        seed = derive_seed(self.cfg.seed, key)
-        return TrainStream(
-            self.source.train, self.splits.train, self.preset, batch_size, seed, self.device, d.num_workers
-        )
-
-
-def run(cfg: RunConfig, out_dir: Path | str | None = None, force: bool = False) -> Result:
-    """Train one cell and write its results under ``out_dir`` (default ``results/<paper>/<protocol>/<run_id>``)."""
-    out = Path(out_dir) if out_dir else run_dir(cfg)
-    if (out / "metrics.json").exists() and not force:
-        done = load_result(out)
-        if done.config_hash == cfg.config_hash():
-            print(f"already finished: {out} (delete it or pass force=True to re-run)")
-            return done
-    return train(cfg, out)[1]
-
-
-def train(cfg: RunConfig, out: Path) -> tuple[Method, Result]:
-    """Like :func:`run`, always training (resuming a checkpoint if one is there); returns the trained method too."""
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)  # left by a run killed in the middle of a write
-    atomic_write_json(out / "config.json", {"config": cfg.to_flat(), "config_hash": cfg.config_hash()})
-    method, data = prepared_method(cfg, out)
-    torch.manual_seed(derive_seed(cfg.seed, 8))  # anything random inside training (dropout, noisy gates)
-    return method, fit(method, data.source, data.splits, data.preset, cfg, out)
-
-
-def load_data(cfg: RunConfig) -> tuple[tl_data.DatasetSource, SplitIndices, tl_data.Preset]:
-    """The run's dataset, its seeded train/val/test split and its transform preset."""
+def load_data(cfg: RunConfig) -> tuple[tl_data.DatasetSource, SplitIndices, tl_data.Preset, Task]:
+    """The run's dataset, its seeded train/val/test split, its transform preset and its task."""
     source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
     splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
     preset = tl_data.TRANSFORMS.get(source.preset if cfg.data.preset == "auto" else cfg.data.preset)
-    return source, splits, preset
+    return source, splits, preset, task_of(source)
 
 
-def prepared_method(cfg: RunConfig, out: Path | None = None) -> tuple[Method, PrepareData]:
+def prepared_method(
+    cfg: RunConfig, out: Path | None = None, dependencies: dict[str, Path] | None = None
+) -> tuple[Method, PrepareData]:
     """Build ``cfg``'s method and run its ``prepare()``, without training: what a notebook inspects (Co-Tuning's
     relationship, DELTA's channel attention). With ``out``, the split is saved there (and must match a saved one)."""
+    cfg = check(cfg)
     device = setup_runtime(cfg)
-    source, splits, preset = load_data(cfg)
+    source, splits, preset, task = load_data(cfg)
     if out is not None:
         splits_path = out / "splits.json"
         if (
@@ -120,10 +104,42 @@ def prepared_method(cfg: RunConfig, out: Path | None = None) -> tuple[Method, Pr
                 f"{splits_path} differs from the split this config draws; the run directory is stale"
             )
         atomic_write_json(splits_path, splits.to_json())
-    torch.manual_seed(derive_seed(cfg.seed, 7))  # model initialisation (new heads, scratch weights)
-    method = METHODS.get(cfg.method).build(cfg, source.num_classes)
+    torch.manual_seed(seed_for(cfg.seed, Stream.INIT))  # model initialisation (new heads, scratch weights)
+    method = METHODS.get(cfg.method).build(cfg, task)
     method.to(device)
     method.eval()
-    data = PrepareData(source, splits, preset, cfg, device, out)
+    data = PrepareData(source, splits, preset, cfg, device, out, dependencies)
     method.prepare(data)
     return method, data
+
+
+def train(cfg: RunConfig, out: Path, dependencies: dict[str, Path] | None = None) -> tuple[Method, Result]:
+    """Like :func:`run`, always training (resuming a checkpoint if one is there); returns the trained method too."""
+    cfg = check(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # left by a run killed in the middle of a write
+    atomic_write_json(out / "config.json", {"config": cfg.to_flat(), "config_hash": cfg.config_hash()})
+    method, data = prepared_method(cfg, out, dependencies)
+    torch.manual_seed(
+        seed_for(cfg.seed, Stream.TRAIN)
+    )  # anything random inside training (dropout, noisy gates)
+    return method, fit(method, data.source, data.splits, data.preset, cfg, out)
+
+
+def run(cfg: RunConfig, out_dir: Path | str | None = None, force: bool = False,
+        dependencies: dict[str, Path] | None = None) -> Result:  # fmt: skip
+    """Train one cell and write its results under ``out_dir`` (default ``results/<paper>/<protocol>/<run_id>``),
+    holding the run directory's lock; a finished run with the same config hash is returned as it is."""
+    cfg = check(cfg)
+    out = Path(out_dir) if out_dir else run_dir(cfg)
+    with run_lock(
+        out, on_wait=lambda: print(f"another process is running {out}; waiting for it", flush=True)
+    ):
+        done = None if force else finished_result(out, cfg.config_hash())
+        if done is not None:
+            print(f"already finished: {out} (delete it or pass force=True to re-run)")
+            return done
+        return train(cfg, out, dependencies)[1]
+
+
+__all__ = ["check", "load_data", "prepared_method", "run", "run_dir", "setup_runtime", "train"]

@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from transferlab.nbexec import REPO, notebook_ipynb, pythonpath_with_lib
 from transferlab.results import atomic_write_bytes
-from transferlab.runner import REPO, notebook_ipynb, pythonpath_with_lib
 
 
 def build_report(paper: str, results_dir: str | Path = "results", out_dir: str | Path = "reports") -> Path:
@@ -46,7 +46,28 @@ def build_report(paper: str, results_dir: str | Path = "results", out_dir: str |
     return target
 
 
-def build_index(papers: list[str], out_dir: str | Path = "reports") -> Path:
+def paper_status(paper: str, results_dir: str | Path) -> list[str]:
+    """One line per table of ``paper``: finished cells of its cells (seeds as the table lists them)."""
+    from transferlab.papers import PAPERS
+    from transferlab.runner import plan
+
+    spec, lines = PAPERS.get(paper), []
+    for table, protocol in spec.tables:
+        planned = plan(paper, table, protocol, root=results_dir)
+        done = sum(p.status in ("done", "reuse") for p in planned)
+        missing = sum(p.status == "missing" for p in planned)
+        state = (
+            "complete" if done == len(planned) - missing and done else ("not run" if not done else "partial")
+        )
+        extra = f", {missing} not implemented" if missing else ""
+        lines.append(f"{table} ({protocol}): {done} of {len(planned)} cells finished{extra} — {state}")
+    return lines
+
+
+def build_index(
+    papers: list[str], out_dir: str | Path = "reports", results_dir: str | Path = "results"
+) -> Path:
+    """``index.html``: every paper, a link to its report if built, and each table's state (how many cells ran)."""
     from transferlab.papers import PAPERS
 
     out = Path(out_dir)
@@ -55,13 +76,17 @@ def build_index(papers: list[str], out_dir: str | Path = "reports") -> Path:
         spec = PAPERS.get(name)
         exists = (out / f"{name}.html").exists()
         link = f'<a href="{name}.html">{html.escape(spec.title)}</a>' if exists else html.escape(spec.title)
-        items.append(f"<li>{link} — <code>{name}</code>{'' if exists else ' (no report yet)'}</li>")
+        status = "".join(f"<li>{html.escape(line)}</li>" for line in paper_status(name, results_dir))
+        items.append(
+            f"<li>{link} — <code>{name}</code>{'' if exists else ' (no report yet)'}<ul>{status}</ul></li>"
+        )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>transferlab reports</title></head><body>"
         f"<h1>transferlab reports</h1><ul>{''.join(items)}</ul>"
-        f"<p>Built {time.strftime('%Y-%m-%d %H:%M')}. Mini-protocol numbers are not comparable to published ones.</p>"
-        "</body></html>"
+        f"<p>Built {time.strftime('%Y-%m-%d %H:%M')} from <code>{html.escape(str(results_dir))}</code>. "
+        "Mini-protocol numbers are not comparable to published ones.</p></body></html>"
     )
     target = out / "index.html"
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, page.encode())
     return target

@@ -39,6 +39,10 @@ class PaperReport:
         self.figures = Path(figures_dir)
         self.figures.mkdir(parents=True, exist_ok=True)
         self.df = load_results(results_dir, paper=paper)
+        if self.df.attrs.get("unreadable"):
+            files = "\n".join(f"- `{f}`" for f in self.df.attrs["unreadable"])
+            display(Markdown(f"**Skipped {len(self.df.attrs['unreadable'])} unreadable or partial result file(s)** "
+                             f"(their cells count as not finished; `transferlab run` re-runs them):\n\n{files}"))  # fmt: skip
 
     def header(self) -> None:
         s = self.spec
@@ -53,6 +57,10 @@ class PaperReport:
         # mini tables first (what a demo produced), each protocol in the paper module's order (main table first)
         for (name, protocol), table in sorted(self.spec.tables.items(), key=lambda kv: kv[0][1] != "mini"):
             self._table(name, protocol, table)
+
+    def table(self, name: str, protocol: str) -> None:
+        """One table's section (what a paper notebook shows after running the table)."""
+        self._table(name, protocol, self.spec.table(name, protocol))
 
     def _table(self, name: str, protocol: str, table) -> None:
         display(
@@ -121,15 +129,29 @@ class PaperReport:
         if baseline not in set(sub.method):
             return
         others = sorted(set(sub.method) - {baseline, "finetune"})
-        gaps = [g for g in (reports.paired_gap(sub, m, baseline) for m in others) if not g.empty]
-        if gaps:
-            name = "the best single model" if baseline == reports.BEST_SINGLE else "fine-tuning"
-            display(
-                Markdown(
-                    f"Paired difference to {name} (same seeds), test accuracy at best val, 95 % bootstrap CI:"
-                )
-            )
-            display(HTML(pd.concat(gaps).round(2).to_html(index=False, classes="gaps")))
+        _, label, sign = reports.metric_of(sub)
+        name = (
+            "the best single model (chosen by validation)"
+            if baseline == reports.BEST_SINGLE
+            else "fine-tuning"
+        )
+        for column, when in (
+            ("test_at_best_val", "at the best-validation step"),
+            ("test_last", "at the last step"),
+        ):
+            gaps = [
+                g
+                for g in (reports.paired_gap(sub, m, baseline, column=column) for m in others)
+                if not g.empty
+            ]
+            if not gaps:
+                continue
+            display(Markdown(
+                f"Paired difference to {name}, method − baseline on the same seeds, test {label} {when} "
+                f"({'higher' if sign > 0 else 'lower'} is better): mean, 95 % t-interval, exact sign-flip p-value "
+                "(its smallest possible value with n pairs is 2/2ⁿ), a bootstrap interval only with ≥ 10 pairs. "
+                "*better* / *worse* only when the t-interval excludes 0; otherwise *not resolved*."))  # fmt: skip
+            display(HTML(reports.gap_table(pd.concat(gaps)).to_html(index=False, classes="gaps")))
 
     def _overridden(self, sub: pd.DataFrame, planned) -> None:
         """Runs that are none of the table's cells (``transferlab run --set``) are said to be, with the fields whose
@@ -150,7 +172,7 @@ class PaperReport:
 
     def _cost(self, name: str, protocol: str) -> None:
         """The table's measured cost table (``transferlab cost``), if it was measured."""
-        from transferlab.cost_run import load_table
+        from transferlab.perf.table import load_table
 
         loaded = load_table(self.spec.name, name, protocol, self.results_dir)
         if loaded is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transferlab import stats
 from transferlab.results import RESULTS_DIR, Result, load_results, read_json
 
 # A table cell: runs that share these are seeds of one experiment ("variant" = method + its varying parameters).
@@ -112,7 +113,10 @@ def plot_curves(results_or_df, hue: str | None = None, col: str | None = None):
 
     if isinstance(results_or_df, pd.DataFrame):
         long = curves(results_or_df)
+        metric, label, _ = metric_of(results_or_df) if len(results_or_df) else ("top1", "accuracy (%)", 1)
     else:
+        first = results_or_df[0].metrics if results_or_df else {}
+        metric, label = first.get("metric", "top1"), first.get("metric_label", "accuracy (%)")
         long = pd.DataFrame(
             [
                 {**{k: r.config.get(k) for k in CELL_KEYS + ["seed"]}, "variant": r.config.get("method"), **h}
@@ -120,7 +124,8 @@ def plot_curves(results_or_df, hue: str | None = None, col: str | None = None):
                 for h in r.history
             ]
         )
-    if long.empty or "val_top1" not in long:
+    column = f"val_{metric}"
+    if long.empty or column not in long:
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.text(0.5, 0.5, "no validation curve to plot", ha="center")
         return fig
@@ -129,9 +134,9 @@ def plot_curves(results_or_df, hue: str | None = None, col: str | None = None):
     ]
     hue = hue or ("variant" if "variant" in varies or "pretrained" not in varies else "pretrained")
     col = col or next((k for k in ("sample_rate", "shots", "dataset") if k in varies and k != hue), None)
-    grid = sns.relplot(data=long, x="step", y="val_top1", hue=hue, hue_order=sorted(long[hue].unique()), col=col,
+    grid = sns.relplot(data=long, x="step", y=column, hue=hue, hue_order=sorted(long[hue].unique()), col=col,
                        kind="line", errorbar="sd", height=3, aspect=1.3)  # fmt: skip
-    grid.set_axis_labels("step", "validation top-1 (%)")
+    grid.set_axis_labels("step", f"validation {label}")
     return grid.figure
 
 
@@ -178,7 +183,7 @@ def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "variant"):
             legend=False,
             ax=ax,
         )
-        ax.set_ylabel("test top-1 at best val (%)")
+        ax.set_ylabel(f"test {metric_of(df)[1]} at best val")
         ax.set_xlabel(x.replace("_", " "))
         ax.tick_params(axis="x", labelrotation=20 if x == "pretrained" else 0)
         if panel is not None:
@@ -187,42 +192,75 @@ def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "variant"):
     return fig
 
 
-def paired_gap(df: pd.DataFrame, method: str, baseline: str, keys: list[str] | None = None, n_boot: int = 10000,
-               seed: int = 0) -> pd.DataFrame:  # fmt: skip
-    """Per cell: mean over seeds of (method − baseline) test accuracy on the same seed, with a 95 % bootstrap CI.
+def metric_of(df: pd.DataFrame) -> tuple[str, str, int]:
+    """(metric name, label, sign) the runs in ``df`` were selected and reported by (classification: top1, accuracy,
+    +1); ``sign`` is +1 when higher is better, −1 when lower is (NME)."""
+    name = df["metric"].dropna().iloc[0] if "metric" in df and df["metric"].notna().any() else "top1"
+    label = df["metric_label"].dropna().iloc[0] if "metric_label" in df and df["metric_label"].notna().any() else (
+        "accuracy (%)")  # fmt: skip
+    direction = (
+        df["direction"].dropna().iloc[0] if "direction" in df and df["direction"].notna().any() else "max"
+    )
+    return str(name), str(label), 1 if direction == "max" else -1
 
-    Pairing by seed removes the variance the two runs share (the same sampled training images). With fewer than
-    two pairs there is no interval and ``significant`` is None. (With 3 seeds the percentile bootstrap can only
-    take 10 distinct values: a coarse interval; more seeds make it meaningful.)
-    """
+
+def paired_gap(df: pd.DataFrame, method: str, baseline: str, keys: list[str] | None = None,
+               column: str = "test_at_best_val", level: float = 0.95) -> pd.DataFrame:  # fmt: skip
+    """Per cell: the paired difference ``method − baseline`` of ``column`` over the seeds both have, with its
+    t-interval, exact sign-flip p-value and (n ≥ 10 only) bootstrap interval (:func:`transferlab.stats.paired`).
+
+    Pairing by seed removes the variance the two runs share (the same sampled training images). The gap's sign is
+    always method − baseline in the metric's units; ``better`` says whether that favours the method given the
+    metric's direction (NME: lower is better). ``significant`` only when the t-interval excludes 0."""
     keys = [k for k in (keys or ["table", "dataset", "sample_rate", "shots"]) if k in df.columns]
-    rng = np.random.default_rng(seed)
+    _, _, sign = metric_of(df)
     rows = []
     variant = "variant" if "variant" in df.columns else "method"
     for cell, group in df.groupby(keys, dropna=False):
-        b = group[group.method == baseline].set_index("seed")["test_at_best_val"]
+        b = group[group.method == baseline].set_index("seed")[column]
         if not b.index.is_unique:  # several baseline runs per seed (other sources or variants): no pairing
             continue
         for name, runs in group[group.method == method].groupby(variant):
-            a = runs.set_index("seed")["test_at_best_val"]
+            a = runs.set_index("seed")[column]
             common = a.index.intersection(b.index)
             if len(common) == 0 or not a.index.is_unique:
                 continue
-            diff = (a[common] - b[common]).to_numpy()
-            if len(diff) >= 2:
-                boots = rng.choice(diff, size=(n_boot, len(diff))).mean(1)
-                lo, hi = np.percentile(boots, [2.5, 97.5])
-            else:  # one pair has no spread to resample: no interval, no claim
-                lo = hi = np.nan
-            rows.append(_gap_row(keys, cell, name, baseline, diff, lo, hi))
+            st = stats.paired((a[common] - b[common]).to_numpy(), level)
+            better = None if st["significant"] is None else sign * st["mean_gap"] > 0
+            rows.append({**dict(zip(keys, cell if isinstance(cell, tuple) else (cell,))), "method": name,
+                         "baseline": baseline, **st, "better": better})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _gap_row(keys, cell, method, baseline, diff, lo, hi) -> dict:
-    return {**dict(zip(keys, cell if isinstance(cell, tuple) else (cell,))), "method": method,
-                     "baseline": baseline, "mean_gap": diff.mean(), "ci95_low": lo, "ci95_high": hi,
-                     "n_pairs": len(diff),
-                     "significant": None if len(diff) < 2 else bool(lo > 0 or hi < 0)}  # fmt: skip
+GAP_COLUMNS = {"method": "method", "baseline": "baseline", "n_pairs": "seeds (pairs)", "mean_gap": "mean gap",
+               "t_interval": "95 % t-interval", "sign_flip_p": "sign-flip p (two-sided)",
+               "min_possible_p": "smallest possible p", "bootstrap": "95 % bootstrap (n ≥ 10)",
+               "verdict": "verdict"}  # fmt: skip
+
+
+def gap_table(gaps: pd.DataFrame) -> pd.DataFrame:
+    """``paired_gap`` rows with human column names and one verdict per row: "better", "worse" (the interval
+    excludes 0) or "not resolved"."""
+    if gaps.empty:
+        return gaps
+    out = gaps.copy()
+    out["t_interval"] = [
+        f"[{lo:+.2f}, {hi:+.2f}]" if pd.notna(lo) else "—" for lo, hi in zip(out.t_low, out.t_high)
+    ]
+    out["bootstrap"] = [
+        f"[{lo:+.2f}, {hi:+.2f}]" if pd.notna(lo) else "—" for lo, hi in zip(out.boot_low, out.boot_high)
+    ]
+    out["mean_gap"] = out.mean_gap.map(lambda v: f"{v:+.2f}")
+    out["sign_flip_p"] = out.sign_flip_p.map(lambda v: f"{v:.3f}")
+    out["min_possible_p"] = out.min_possible_p.map(lambda v: f"{v:.3f}")
+    out["verdict"] = [("not resolved" if not sig else ("better" if good else "worse")) if sig is not None else "one seed"
+                      for sig, good in zip(out.significant, out.better)]  # fmt: skip
+    keys = [
+        k
+        for k in ("table", "dataset", "sample_rate", "shots")
+        if k in out and out[k].nunique(dropna=False) > 1
+    ]
+    return out[keys + list(GAP_COLUMNS)].rename(columns=GAP_COLUMNS)
 
 
 def plot_relationship(r, target_classes: list[str], source_classes: list[str], title: str = ""):

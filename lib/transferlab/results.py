@@ -15,7 +15,9 @@ leaves a half-written result behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import io
 import json
 import os
@@ -119,7 +121,7 @@ def provenance(device: torch.device | str | None = None) -> dict:
     import numpy
     import torchvision
 
-    from transferlab import __version__
+    from transferlab.version import __version__
 
     status = _git("status", "--porcelain", "--untracked-files=no")
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -181,15 +183,81 @@ def load_result(run_dir: Path) -> Result:
     return Result.from_json(read_json(Path(run_dir) / "metrics.json"))
 
 
+def read_result(path: Path) -> Result | None:
+    """The Result in ``path`` (a metrics.json), or None if it is unreadable or partial: such a file means "not
+    finished" everywhere (the runner re-runs the cell and rewrites it atomically; reports skip it and name it)."""
+    try:
+        d = read_json(path)
+        result = Result.from_json(d)
+        if not isinstance(result.metrics, dict) or "test_at_best_val" not in result.metrics:
+            return None
+        return result
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def finished_result(run_dir: Path, config_hash: str | None = None) -> Result | None:
+    """The finished run in ``run_dir`` (matching ``config_hash`` if given), or None."""
+    result = read_result(Path(run_dir) / "metrics.json")
+    if result is None or (config_hash is not None and result.config_hash != config_hash):
+        return None
+    return result
+
+
+def finished_runs(root: Path | str = RESULTS_DIR) -> dict[str, Path]:
+    """config hash → run directory of every finished, original (not reused) run under ``root``."""
+    index: dict[str, Path] = {}
+    for metrics in sorted(Path(root).glob("*/*/*/metrics.json")):
+        r = read_result(metrics)
+        if r is not None and not r.extra.get("reused_from"):
+            index.setdefault(r.config_hash, metrics.parent)
+    return index
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, on_wait=None, blocking: bool = True):
+    """Hold an OS file lock on ``run_dir`` (``.lock`` inside it) so one process at a time trains there. A second
+    process waits (calling ``on_wait`` once) — or, with ``blocking=False``, gets ``None`` instead of waiting. The
+    lock dies with its process, so a killed runner never leaves a stale lock behind."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(run_dir / ".lock", "w")  # noqa: SIM115  held for the block
+    except OSError as err:
+        raise PermissionError(f"cannot write in {run_dir} ({err.strerror}): choose a writable results folder "
+                              "(--results / TRANSFERLAB_RESULTS)") from None  # fmt: skip
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not blocking:
+                yield None
+                return
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield fh
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def load_results(root: Path | str = RESULTS_DIR, paper: str | None = None, protocol: str | None = None):
     """All finished runs under ``root`` as a DataFrame: flat config columns + metrics + cost, one row per run."""
     import pandas as pd
 
     base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(
+            f"results folder {base} does not exist (run a table first, or pass --results)"
+        )
     pattern = f"{paper or '*'}/{protocol or '*'}/*/metrics.json"
-    rows = []
+    rows, unreadable = [], []
     for path in sorted(base.glob(pattern)):
-        r = Result.from_json(read_json(path))
+        r = read_result(path)
+        if r is None:
+            unreadable.append(str(path))
+            continue
         row = {**r.config, "run_id": r.run_id, "config_hash": r.config_hash, "run_dir": str(path.parent)}
         row["method_params"] = json.dumps(r.config.get("method_params", {}), sort_keys=True)
         row.update({k: v for k, v in r.metrics.items() if not isinstance(v, list | dict)})
@@ -204,6 +272,9 @@ def load_results(root: Path | str = RESULTS_DIR, paper: str | None = None, proto
     df = pd.DataFrame(rows)
     if len(df):
         df["variant"] = method_variants(df)
+    df.attrs["unreadable"] = (
+        unreadable  # partial or corrupt metrics.json files: not finished, named in reports
+    )
     return df
 
 

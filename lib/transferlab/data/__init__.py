@@ -1,6 +1,16 @@
 """Datasets (real loaders and the embedded mini sets), splits and transform presets."""
 
-from transferlab.data.base import DATASETS, DatasetNotFoundError, DatasetSource, Part, TensorImages, require
+from transferlab.data.base import (
+    DATASET_TASKS,
+    DATASETS,
+    DatasetNotFoundError,
+    DatasetSource,
+    Part,
+    TensorImages,
+    register_dataset,
+    require,
+    task_name,
+)
 from transferlab.data.splits import SplitIndices, make_splits
 from transferlab.data.transforms import TRANSFORMS, Preset
 
@@ -19,6 +29,9 @@ def load(name: str, root) -> DatasetSource:
 
 __all__ = [
     "DATASETS",
+    "DATASET_TASKS",
+    "register_dataset",
+    "task_name",
     "TRANSFORMS",
     "DatasetNotFoundError",
     "DatasetSource",

@@ -21,6 +21,26 @@ from transferlab.registry import Registry
 # name → builder(root: Path) -> DatasetSource. Builders must not read images: they check the layout, index the files
 # and return; decoding happens lazily in the training loop.
 DATASETS: Registry = Registry("dataset")
+# name → the task kind its DatasetSource declares (transferlab.tasks.TASKS), known without loading anything, so a
+# method that cannot handle it is refused when a table is planned; datasets registered without one classify.
+DATASET_TASKS: dict[str, str] = {}
+
+
+def register_dataset(name: str, task: str = "classification"):
+    """Decorator: register a builder under ``name`` in ``DATASETS`` with the task kind it produces."""
+
+    def add(builder):
+        DATASETS.register(name)(builder)
+        DATASET_TASKS[name] = task
+        return builder
+
+    return add
+
+
+def task_name(dataset: str) -> str:
+    """The task kind of a registered dataset (``classification`` unless registered otherwise)."""
+    DATASETS.check(dataset)
+    return DATASET_TASKS.get(dataset, "classification")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -95,6 +115,10 @@ class DatasetSource:
     val: Part | None = None  # the dataset's own validation split, if it has one
     preset: str = "imagenet224"  # default transform preset (transferlab.data.transforms.TRANSFORMS)
     info: dict = field(default_factory=dict)  # provenance: source URL, licence, notes
+    task: str = "classification"  # the task kind (transferlab.tasks.TASKS) its targets are for
+    task_params: dict = field(
+        default_factory=dict
+    )  # what the task needs beyond the classes (e.g. NME normaliser)
 
     @property
     def num_classes(self) -> int:

@@ -1,8 +1,8 @@
 """Batches for the training loop: a resumable training stream and evaluation passes.
 
-Every random choice is a pure function of (run seed, step): the order of epoch e is a permutation drawn from
-``[seed, e]``, and the augmentation of the batch at step s (in-memory data) or of each sample (file-based data) is
-drawn from a generator seeded by ``[seed, s, ...]``. An interrupted run therefore resumes at step s with exactly the
+Every random choice is a pure function of (run seed, step): the order of epoch e is a permutation drawn from the
+ORDER stream with key e, and the augmentation of the batch at step s (in-memory data) or of each sample j of it
+(file-based data) from the AUGMENT stream with keys (s) or (s, j) (:mod:`transferlab.seeds`). An interrupted run therefore resumes at step s with exactly the
 batches an uninterrupted run would have seen, whatever the number of DataLoader workers.
 
 Two paths, one interface (``TrainStream.batches(start_step)`` and ``eval_batches``):
@@ -20,11 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from transferlab.data.base import Part, TensorImages
 from transferlab.data.transforms import Preset
-
-
-def derive_seed(*keys: int) -> int:
-    """A 63-bit seed from a tuple of integers (numpy's SeedSequence mixes them well)."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint64)[0] >> 1)
+from transferlab.seeds import Stream, rng, seed_for
 
 
 class _SeededSamples(Dataset):
@@ -59,7 +55,7 @@ class _EpochBatches(Sampler):
         for b in range(self.offset, s.steps_per_epoch):
             step = self.epoch * s.steps_per_epoch + b
             idx = order[b * s.batch_size : (b + 1) * s.batch_size]
-            yield [(int(i), derive_seed(s.seed, step, j)) for j, i in enumerate(idx)]
+            yield [(int(i), seed_for(s.seed, Stream.AUGMENT, step, j)) for j, i in enumerate(idx)]
 
     def __len__(self) -> int:
         return self.stream.steps_per_epoch - self.offset
@@ -91,7 +87,7 @@ class TrainStream:
             )
 
     def order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, 3, epoch]).permutation(self.indices)
+        return rng(self.seed, Stream.ORDER, epoch).permutation(self.indices)
 
     def batches(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, offset = divmod(start_step, self.steps_per_epoch)
@@ -110,7 +106,7 @@ class TrainStream:
         for b in range(offset, self.steps_per_epoch):
             step = epoch * self.steps_per_epoch + b
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            gen = torch.Generator().manual_seed(derive_seed(self.seed, step))
+            gen = torch.Generator().manual_seed(seed_for(self.seed, Stream.AUGMENT, step))
             x = self.preset.augment_batch(data.images[idx], gen)
             yield self._to_device(self.preset.normalize(x), data.targets[idx])
 

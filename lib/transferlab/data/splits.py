@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from transferlab.config import DataConfig
+from transferlab.seeds import Stream, rng
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ def make_splits(train_targets: np.ndarray, n_test: int, cfg: DataConfig, seed: i
     """Sample the training set at ``cfg.sample_rate`` (or ``cfg.shots``), then carve validation from it."""
     # Separate streams for sampling and carving: the same seed at 30 % and 50 % draws nested-looking but
     # independent subsets, and changing val_fraction does not change which images are sampled.
-    sample_rng = np.random.default_rng([seed, 1])
-    carve_rng = np.random.default_rng([seed, 2])
+    sample_rng = rng(seed, Stream.SAMPLING)
+    carve_rng = rng(seed, Stream.CARVE)
     pool = per_class_sample(train_targets, sample_rng, rate=cfg.sample_rate, shots=cfg.shots)
     train, val = carve_validation(train_targets, pool, cfg.val_fraction, carve_rng)
     return SplitIndices(train=train, val=val, test=np.arange(n_test))

@@ -41,6 +41,7 @@ from transferlab.config import ConfigError
 from transferlab.methods import prepared
 from transferlab.methods.base import METHODS, Method
 from transferlab.models import Backbone
+from transferlab.tasks import Task
 
 T_CAL = 0.8840456604957581  # hard-coded in the official relationship_learning.py (an ImageNet ResNet-50 calibration)
 C_GRID = (1e4, 3e3, 1e3, 3e2, 1e2, 3e1, 1e1, 3.0, 1.0, 3e-1, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
@@ -204,9 +205,9 @@ class CoTuning(Method):
             if self.trade_off < 0:
                 raise ConfigError(f"trade_off={self.trade_off} must be >= 0")
 
-    def __init__(self, backbone: Backbone, num_classes: int, cfg: CoTuning.Config):
-        super().__init__(backbone, num_classes, cfg)
-        self.register_buffer("relationship", torch.zeros(num_classes, backbone.source_head.out_features))
+    def __init__(self, backbone: Backbone, task: Task, cfg: CoTuning.Config):
+        super().__init__(backbone, task, cfg)
+        self.register_buffer("relationship", torch.zeros(task.outputs, backbone.source_head.out_features))
         self.info: dict = {}
 
     def prepare(self, data) -> None:
@@ -268,4 +269,4 @@ class CoTuning(Method):
         return {"loss": ce + self.cfg.trade_off * co, "ce": ce, "co_tuning": co, "logits": target_logits}
 
     def artifacts(self) -> dict:
-        return {"co_tuning": self.info}
+        return {**super().artifacts(), "co_tuning": self.info}

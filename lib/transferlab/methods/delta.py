@@ -45,12 +45,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferlab.config import ConfigError, OptimConfig, RunConfig
+from transferlab.config import ConfigError, OptimConfig
 from transferlab.methods import prepared
 from transferlab.methods.base import METHODS, Method
 from transferlab.methods.l2sp import check_trade_offs, without_weight_decay
 from transferlab.methods.regularizers import attention_behavioral_penalty, behavioral_penalty, l2_penalty
 from transferlab.models import Backbone, init_head
+from transferlab.tasks import Task
 
 ATTENTION_FILE = "channel_attention.npz"
 
@@ -122,25 +123,14 @@ class Delta(Method):
                 if getattr(self, name) < 1:
                     raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
 
-    @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
-        if run.pretrained == "none":
-            raise ValueError("method 'delta' needs pre-trained weights: it keeps the features close to them")
-        method = super().build(run, num_classes)
-        method.optim = (
-            run.optim
-        )  # the attention classifier of prepare() trains with the run's optimiser settings
-        return method
-
-    def __init__(self, backbone: Backbone, num_classes: int, cfg: Delta.Config):
-        super().__init__(backbone, num_classes, cfg)
+    def __init__(self, backbone: Backbone, task: Task, cfg: Delta.Config):
+        super().__init__(backbone, task, cfg)
         source = copy.deepcopy(backbone)
         source.source_head = None
         self.source = source.requires_grad_(False).eval()  # F_s: the frozen pre-trained network
         self.target_taps, self.source_taps = tapped_convs(backbone), tapped_convs(self.source)
         for i, conv in enumerate(self.target_taps):
             self.register_buffer(f"attention_{i}", torch.full((conv.out_channels,), 1.0 / conv.out_channels))
-        self.optim: OptimConfig = OptimConfig()
 
     def attention(self) -> list[torch.Tensor]:
         return [getattr(self, f"attention_{i}") for i in range(len(self.target_taps))]
@@ -157,7 +147,7 @@ class Delta(Method):
     def prepare(self, data) -> None:
         if self.cfg.regularizer != "attention":
             return
-        o = self.optim
+        o = data.cfg.optim  # the attention classifier trains with the run's optimiser settings
         extra = {"lr": o.lr, "momentum": o.momentum, "nesterov": o.nesterov, "wd": o.weight_decay,
                  "preset": data.preset.name, "seed": data.cfg.seed}  # fmt: skip
         key = prepared.fingerprint(self.source, self.cfg, data, extra)
@@ -174,7 +164,7 @@ class Delta(Method):
 
     def channel_importance(self, data) -> list[np.ndarray]:
         """Mean increase of the target cross-entropy when each tapped channel is zeroed (steps 1 and 2 above)."""
-        c, o = self.cfg, self.optim
+        c, o = self.cfg, data.cfg.optim
         clf = copy.deepcopy(self.source).requires_grad_(c.attention_train == "all")
         clf.head = init_head(nn.Linear(clf.feature_dim, self.num_classes)).to(self.attention_0.device)
         opt = torch.optim.SGD(

@@ -5,22 +5,13 @@ http://proceedings.mlr.press/v139/shu21b.html) and Hub-Pathway (Shu et al., Neur
 settings were **not verified** (``shared/docs/papers/zoo_tuning.md`` §6): every default below is ours or Hinton et
 al.'s, as marked.
 
-**Teacher.** Exactly the ``ensemble`` method (:class:`~transferlab.methods.hub_ensemble.HubEnsemble`) of this run:
-the run's config with ``method="ensemble"``, default ensemble parameters (``combine="prob"``) and, if
-``teacher_iterations`` > 0, that many iterations (0: the run's own). ``prepare()`` trains it with
-:func:`transferlab.train.fit` on the target training split (model selection on validation) and keeps its
-best-validation weights. It is built from the seed the run's own models are built from (``derive_seed(seed, 7)``)
-and trained from ``derive_seed(seed, 8)`` on the same data stream, so on the CPU (deterministic kernels) it is bit
-for bit the ``ensemble`` cell of the same table (tested). Afterwards it is frozen: no gradient, always in eval mode. It is a submodule,
-so fit's checkpoints and best-state copies hold K + 1 models, and the result's ``params`` count them all.
-
-Best-validation weights: ``fit(keep_best=True)`` leaves them loaded at its end.
-
-**Cache.** ``<run dir>/teacher.pt`` holds the teacher's best-validation state, its metrics and a key: the sha256
-(:func:`transferlab.methods.prepared.fingerprint`) of the teacher's initial weights (hub weights and new heads), the
-ensemble config, the split, the dataset and the teacher run's config hash. A resumed or repeated distill run loads
-it instead of training again; a file with another key is deleted. ``<run dir>/teacher/`` holds the teacher's own
-learning curve, metrics and, while it trains, its checkpoint (an interrupted teacher resumes too).
+**Teacher.** Exactly the ``ensemble`` cell of the same table: the run's config with ``method="ensemble"``, default
+ensemble parameters (``combine="prob"``) and, if ``teacher_iterations`` > 0, that many iterations (0: the run's
+own). It is a declared dependency (:meth:`HubDistill.dependencies`): the experiment layer finds the finished
+ensemble run under the results root — or trains it there first, as the table would — and ``prepare()`` loads its
+selected (best-validation) weights from its ``weights.pt`` (the ensemble ``saves_weights``). So the teacher *is* the
+ensemble cell, bit for bit, and is never trained twice. Afterwards it is frozen: no gradient, always in eval mode.
+It is a submodule, so fit's checkpoints hold K + 1 models, and the result's ``params`` count them all.
 
 **Student.** Hub model ``student`` (default ``""``: the hub's first model — supervised ImageNet in the paper hub;
 ours), with a new head (N(0, 0.01), bias 0). The run's ``backbone`` must be its architecture. For x [B, C, H, W],
@@ -37,42 +28,39 @@ targets (Hinton et al. name both the arithmetic and the geometric mean of an ens
 - ``soft_targets="logits"``: z_t = (1/K) Σ_i z_i, the normalised geometric mean.
 
 Defaults T = 4, α = 0.5 (equal weight on the hard and soft objectives) are ours, not values read from Hinton et al.
-or the hub papers. α = 0 is plain fine-tuning of the student. Only the student is evaluated
-(``predict``); the logged terms are ``ce`` and ``kd``.
+or the hub papers. α = 0 is plain fine-tuning of the student. Only the student is evaluated (``predict``); the
+logged terms are ``ce`` and ``kd``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from transferlab.checkpoint import WEIGHTS
 from transferlab.config import ConfigError, RunConfig
-from transferlab.data.pipeline import derive_seed
-from transferlab.methods import prepared
 from transferlab.methods.base import METHODS, Method, method_config
-from transferlab.methods.hub_ensemble import HubEnsemble, combine_logits
+from transferlab.methods.context import PrepareData
+from transferlab.methods.hub_ensemble import HubEnsemble
+from transferlab.methods.hubs import check_hub_backbone, hub_of
 from transferlab.methods.regularizers import kd_loss
-from transferlab.methods.zoo_tuning import hub_of
 from transferlab.models import Backbone
-from transferlab.results import atomic_torch_save, remove_stale_temporaries
+from transferlab.results import finished_result
+from transferlab.tasks import Task
 
-TEACHER_FILE = "teacher.pt"  # the cached best-validation teacher, in the run directory
-TEACHER_DIR = "teacher"  # the teacher's own fit() output (history, metrics, checkpoint), in the run directory
 SOFT_TARGETS = ("prob", "logits")
-INIT_KEY = 7  # the seed key experiment.prepared_method builds the run's models from
-TRAIN_KEY = 8  # the seed key experiment.train sets before fit()
 TEACHER_METRICS = ("best_val", "best_step", "test_at_best_val", "test_last", "last_step", "selection")
 
 
 def teacher_config(run: RunConfig, iterations: int = 0) -> RunConfig:
     """The teacher's run: ``run`` as method ``ensemble`` with its default parameters, ``iterations`` if > 0."""
     optim = dataclasses.replace(run.optim, iterations=iterations) if iterations else run.optim
-    return dataclasses.replace(run, method=HubEnsemble.name, method_params={}, optim=optim)
+    params = dataclasses.asdict(HubEnsemble.Config())
+    return dataclasses.replace(run, method=HubEnsemble.name, method_params=params, optim=optim)
 
 
 @METHODS.register("distill")
@@ -82,6 +70,7 @@ class HubDistill(Method):
         "knowledge distillation (Hinton et al. 2015, https://arxiv.org/abs/1503.02531) from the fine-tuned hub "
         "ensemble: hub baseline of Zoo-Tuning (ICML 2021) and Hub-Pathway (NeurIPS 2022); settings ours"
     )
+    weights = "hub"
 
     @dataclass(frozen=True)
     class Config:
@@ -106,82 +95,68 @@ class HubDistill(Method):
                     f"teacher_iterations={self.teacher_iterations} must be >= 0 (0: the run's own)"
                 )
 
-    def __init__(self, student: Backbone, num_classes: int, cfg: HubDistill.Config, teacher: HubEnsemble,
+    def __init__(self, student: Backbone, task: Task, cfg: HubDistill.Config, teacher: HubEnsemble,
                  teacher_run: RunConfig, student_name: str = ""):  # fmt: skip
-        super().__init__(student, num_classes, cfg)
+        super().__init__(student, task, cfg)
         self.teacher = teacher.requires_grad_(False).eval()
         self.teacher_run = teacher_run
         self.student_name = student_name
-        self.teacher_info: dict[str, Any] = {}  # the teacher's metrics, filled by prepare()
-        self._teacher_key: str | None = None
+        self.teacher_info: dict[str, Any] = {}  # the teacher run's metrics, filled by prepare()
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
+    def _student(cls, run: RunConfig) -> str:
         cfg = method_config(run.method, run.method_params)
-        hub = hub_of(run.pretrained, cls.name)
-        names = hub.names()
-        student = cfg.student or names[0]
-        if student not in names:
-            raise ConfigError(
-                f"distill: student={student!r} is not a model of hub {hub.name!r}; valid: {', '.join(names)}"
-            )
-        arch = hub.model(student).arch
-        if run.backbone != arch:
-            raise ConfigError(
-                f"distill: student {student!r} is a {arch}; the run asks for backbone {run.backbone!r}"
-            )
-        backbone = hub.load(student, data_root=run.data.data_root)
-        backbone.reset_head(num_classes, keep_source=False)
-        teacher_run = teacher_config(run, cfg.teacher_iterations)
-        with torch.random.fork_rng(devices=[]):  # the teacher's heads as the ensemble run draws them
-            torch.manual_seed(derive_seed(run.seed, INIT_KEY))
-            teacher = HubEnsemble.build(teacher_run, num_classes)
-        return cls(backbone, num_classes, cfg, teacher, teacher_run, student)
+        hub = hub_of(run)
+        student = cfg.student or hub.names()[0]
+        if student not in hub.names():
+            raise ConfigError(f"distill: student={student!r} is not a model of hub {hub.name!r}; valid: "
+                              f"{', '.join(hub.names())}")  # fmt: skip
+        return student
+
+    @classmethod
+    def check(cls, run: RunConfig) -> None:
+        super().check(run)
+        hub = check_hub_backbone(run, cls.name)
+        student = cls._student(run)
+        if run.backbone != hub.model(student).arch:
+            raise ConfigError(f"distill: student {student!r} is a {hub.model(student).arch}; the run asks for "
+                              f"backbone {run.backbone!r}")  # fmt: skip
+
+    @classmethod
+    def dependencies(cls, run: RunConfig) -> dict[str, RunConfig]:
+        cfg = method_config(run.method, run.method_params)
+        return {"teacher": teacher_config(run, cfg.teacher_iterations)}
+
+    @classmethod
+    def build(cls, run: RunConfig, task: Task) -> Method:
+        cfg = method_config(run.method, run.method_params)
+        student = cls._student(run)
+        backbone = hub_of(run).load(student, data_root=run.data.data_root)
+        backbone.reset_head(task.head(backbone.feature_dim), keep_source=False, spatial=task.spatial)
+        teacher_run = cls.dependencies(run)["teacher"]
+        with torch.random.fork_rng(devices=[]):  # the teacher's weights come from its run, not from this RNG
+            teacher = HubEnsemble.build(teacher_run, task)
+        return cls(backbone, task, cfg, teacher, teacher_run, student)
 
     # ------------------------------------------------------------------------------------------------ teacher
-    def prepare(self, data: Any) -> None:
-        """Load the cached teacher of this run, or train it (``fit``) and cache its best-validation weights."""
-        if self._teacher_key is None:  # of the untrained teacher: a second prepare() finds the same file
-            extra = {"teacher_run": self.teacher_run.config_hash()}
-            self._teacher_key = prepared.fingerprint(self.teacher, self.teacher.cfg, data, extra)
-        path = Path(data.out_dir) / TEACHER_FILE if data.out_dir else None
-        saved = torch.load(path, map_location="cpu", weights_only=True) if path and path.exists() else None
-        if saved is not None and saved.get("key") != self._teacher_key:
-            path.unlink()  # trained from other weights, data or settings
-            saved = None
-        if saved is None:
-            state, info = self._train_teacher(data)
-            if path is not None:
-                atomic_torch_save(path, {"key": self._teacher_key, "state": state, "teacher": info})
-        else:
-            state, info = saved["state"], saved["teacher"]
+    def prepare(self, data: PrepareData) -> None:
+        """Load the finished ensemble run's selected weights (``weights.pt``) into the frozen teacher."""
+        try:
+            run_dir = data.dependency("teacher")
+        except KeyError:
+            raise ConfigError(
+                "distill needs its teacher, the ensemble run of the same cell: run it through "
+                "transferlab.run() or `transferlab run`, which train or find it first"
+            ) from None
+        result = finished_result(run_dir, self.teacher_run.config_hash())
+        if result is None or not (run_dir / WEIGHTS).exists():
+            raise ConfigError(f"distill's teacher run {run_dir} is not finished or kept no {WEIGHTS}")
+        state = torch.load(run_dir / WEIGHTS, map_location="cpu", weights_only=True)
         self.teacher.load_state_dict(state)
         self.teacher.requires_grad_(False).eval()
-        self.teacher_info = dict(info)
-
-    def _train_teacher(self, data: Any) -> tuple[dict, dict]:
-        from transferlab import train as tl_train  # at call time: train imports the methods package
-
-        out = Path(data.out_dir) / TEACHER_DIR if data.out_dir else None
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(out)
-        self.teacher.requires_grad_(True)
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(self.teacher_run.seed, TRAIN_KEY))
-                result = tl_train.fit(
-                    self.teacher, data.source, data.splits, data.preset, self.teacher_run, out, keep_best=True
-                )
-        finally:
-            self.teacher.requires_grad_(False)
-        m = (
-            result.metrics
-        )  # the teacher now holds its best-validation weights (the last step's without a val split)
-        state = {k: v.detach().to("cpu", copy=True) for k, v in self.teacher.state_dict().items()}
-        info = {f"teacher_{k}": m[k] for k in TEACHER_METRICS}
-        info["teacher_train_time_s"] = result.cost["train_time_s"]
-        return state, info
+        m = result.metrics
+        self.teacher_info = {f"teacher_{k}": m[k] for k in TEACHER_METRICS if k in m}
+        self.teacher_info["teacher_run"] = str(run_dir)
 
     def train(self, mode: bool = True) -> HubDistill:
         super().train(mode)
@@ -193,9 +168,11 @@ class HubDistill(Method):
         """z_t [B, N] (fp32) with softmax(z_t / T) the teacher's soft targets (module docstring)."""
         z = self.teacher.member_logits(x)
         if self.cfg.soft_targets == "logits":
-            return combine_logits(z, "logits")
+            return self.task.combine(z, "logits")
         t = self.cfg.temperature
-        return t * combine_logits([zi.float() / t for zi in z], "prob")  # T · log (1/K) Σ_i softmax(z_i / T)
+        return t * self.task.combine(
+            [zi.float() / t for zi in z], "prob"
+        )  # T · log (1/K) Σ_i softmax(z_i / T)
 
     # ------------------------------------------------------------------------------------------------ student
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -209,6 +186,6 @@ class HubDistill(Method):
     # parameter, so Method.param_groups leaves it out
 
     def artifacts(self) -> dict:
-        members = [getattr(m, "hub_model", "") for m in self.teacher.backbone]
+        members = [m.hub_model for m in self.teacher.backbone]
         return {"hub": self.teacher.hub_name, "student": self.student_name, "teacher_members": members,
                 "teacher_iterations": self.teacher_run.optim.iterations, **self.teacher_info}  # fmt: skip

@@ -51,67 +51,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferlab.config import ConfigError, RunConfig
-from transferlab.methods.base import METHODS, Method, method_config
-from transferlab.methods.zoo_tuning import hub_of
-from transferlab.models import init_head
+from transferlab.methods.base import METHODS, VISION, Method, method_config
+from transferlab.methods.hubs import check_hub_backbone, hub_artifacts, hub_members
+from transferlab.tasks import Task
+from transferlab.tasks.classification import COMBINE
 
 if TYPE_CHECKING:
-    from transferlab.models.hub import Hub
+    pass
 
 PAPERS = (
     "hub baseline of Zoo-Tuning (ICML 2021, http://proceedings.mlr.press/v139/shu21b.html) and Hub-Pathway "
     "(NeurIPS 2022); settings ours (not verified against either paper)"
 )
-COMBINE = ("prob", "logits")
-
-
-def hub_members(run: RunConfig, num_classes: int, method_name: str) -> tuple[Hub, nn.ModuleList]:
-    """The hub named by ``run.pretrained`` and its models in hub order, each a :class:`Backbone` with its pre-trained
-    weights and a new ``num_classes``-way head (no source head kept). Draws the heads from the global RNG.
-
-    ConfigError if ``pretrained`` is not ``"hub:<name>"`` or the run's ``backbone`` is none of the hub's
-    architectures (the backbone labels the results, so it must say what ran)."""
-    hub = hub_of(run.pretrained, method_name)
-    archs = hub.architectures()
-    if run.backbone not in archs:
-        held = "; ".join(f"{a}: {', '.join(ms)}" for a, ms in archs.items())
-        raise ConfigError(
-            f"{method_name}: hub {hub.name!r} holds {held}; the run asks for backbone {run.backbone!r}"
-        )
-    members = []
-    for name in hub.names():
-        member = hub.load(name, data_root=run.data.data_root)
-        member.reset_head(num_classes, keep_source=False)
-        members.append(member)
-    return hub, nn.ModuleList(members)
-
-
-def combine_logits(logits: list[torch.Tensor], how: str = "prob") -> torch.Tensor:
-    """The ensemble's logits from the members' [B, N] logits (fp32): log-mean-softmax ("prob") or the mean ("logits")."""
-    z = torch.stack([t.float() for t in logits])  # [K, B, N]
-    if how == "prob":
-        return torch.logsumexp(F.log_softmax(z, dim=2), dim=0) - math.log(len(logits))
-    if how == "logits":
-        return z.mean(0)
-    raise ValueError(f"combine={how!r}; choose one of: {', '.join(COMBINE)}")
-
-
-def _hub_artifacts(method: Method) -> dict:
-    return {
-        "hub": method.hub_name,
-        "members": [getattr(m, "hub_model", "") for m in method.backbone],
-        "architectures": [m.name for m in method.backbone],
-    }
 
 
 @METHODS.register("ensemble")
 class HubEnsemble(Method):
     name = "ensemble"
     paper = PAPERS
+    tasks = VISION
+    weights = "hub"
+    saves_weights = True  # its selected weights are distillation's teacher (methods/hub_distill.py)
 
     @dataclass(frozen=True)
     class Config:
-        combine: str = "prob"  # "prob": log of the mean softmax (deep ensembles, ours); "logits": mean logits
+        # "prob": log of the mean softmax (deep ensembles, ours); "logits": mean logits (classification; other
+        # tasks average their outputs)
+        combine: str = "prob"
 
         def __post_init__(self) -> None:
             if self.combine not in COMBINE:
@@ -119,15 +85,20 @@ class HubEnsemble(Method):
                     f"combine={self.combine!r} is not valid; choose one of: {', '.join(COMBINE)}"
                 )
 
-    def __init__(self, members: nn.ModuleList, num_classes: int, cfg: HubEnsemble.Config, hub_name: str = ""):
-        super().__init__(members, num_classes, cfg)  # self.backbone[i]: member i, a Backbone
+    def __init__(self, members: nn.ModuleList, task: Task, cfg: HubEnsemble.Config, hub_name: str = ""):
+        super().__init__(members, task, cfg)  # self.backbone[i]: member i, a Backbone
         self.hub_name = hub_name
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
+    def check(cls, run: RunConfig) -> None:
+        super().check(run)
+        check_hub_backbone(run, cls.name)
+
+    @classmethod
+    def build(cls, run: RunConfig, task: Task) -> Method:
         cfg = method_config(run.method, run.method_params)
-        hub, members = hub_members(run, num_classes, cls.name)
-        return cls(members, num_classes, cfg, hub.name)
+        hub, members = hub_members(run, task)
+        return cls(members, task, cfg, hub.name)
 
     def new_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.backbone for p in m.head.parameters()]
@@ -138,13 +109,13 @@ class HubEnsemble(Method):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.member_logits(x)
-        ces = [F.cross_entropy(z, y) for z in logits]
+        ces = [self.task.loss(z, y) for z in logits]
         out = {f"ce_{i}": ce for i, ce in enumerate(ces)}
-        combined = combine_logits([z.detach() for z in logits], self.cfg.combine)
+        combined = self.task.combine([z.detach() for z in logits], self.cfg.combine)
         return {"loss": torch.stack(ces).sum(), **out, "logits": combined}
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return combine_logits(self.member_logits(x), self.cfg.combine)
+        return self.task.combine(self.member_logits(x), self.cfg.combine)
 
     @torch.no_grad()
     def member_accuracies(self, batches) -> list[float]:
@@ -157,13 +128,14 @@ class HubEnsemble(Method):
         return (100.0 * correct / max(n, 1)).tolist()
 
     def artifacts(self) -> dict:
-        return {**_hub_artifacts(self), "combine": self.cfg.combine}
+        return {**hub_artifacts(self.hub_name, self.backbone), "combine": self.cfg.combine}
 
 
 @METHODS.register("feature_concat")
 class FeatureConcat(Method):
     name = "feature_concat"
     paper = PAPERS
+    weights = "hub"
 
     @dataclass(frozen=True)
     class Config:
@@ -171,22 +143,25 @@ class FeatureConcat(Method):
             True  # each member's feature to unit RMS per coordinate, √D·f/‖f‖ (ours; module docstring)
         )
 
-    def __init__(
-        self, members: nn.ModuleList, num_classes: int, cfg: FeatureConcat.Config, hub_name: str = ""
-    ):
-        super().__init__(members, num_classes, cfg)
+    def __init__(self, members: nn.ModuleList, task: Task, cfg: FeatureConcat.Config, hub_name: str = ""):
+        super().__init__(members, task, cfg)
         self.hub_name = hub_name
         self.dims = [m.feature_dim for m in members]
         for m in members:
             m.head = nn.Identity()  # only the pooled features are used: m(x) = f_m(x) [B, D_m]
         members.requires_grad_(False).eval()
-        self.head = init_head(nn.Linear(sum(self.dims), num_classes))
+        self.head = task.head(sum(self.dims))
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
+    def check(cls, run: RunConfig) -> None:
+        super().check(run)
+        check_hub_backbone(run, cls.name)
+
+    @classmethod
+    def build(cls, run: RunConfig, task: Task) -> Method:
         cfg = method_config(run.method, run.method_params)
-        hub, members = hub_members(run, num_classes, cls.name)
-        return cls(members, num_classes, cfg, hub.name)
+        hub, members = hub_members(run, task)
+        return cls(members, task, cfg, hub.name)
 
     def train(self, mode: bool = True) -> FeatureConcat:
         super().train(mode)
@@ -209,7 +184,11 @@ class FeatureConcat(Method):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.predict(x)
-        return {"loss": F.cross_entropy(logits, y), "logits": logits}
+        return {"loss": self.task.loss(logits, y), "logits": logits}
 
     def artifacts(self) -> dict:
-        return {**_hub_artifacts(self), "feature_dims": self.dims, "normalize": self.cfg.normalize}
+        return {
+            **hub_artifacts(self.hub_name, self.backbone),
+            "feature_dims": self.dims,
+            "normalize": self.cfg.normalize,
+        }

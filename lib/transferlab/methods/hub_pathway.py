@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferlab.config import ConfigError, RunConfig
-from transferlab.methods.base import METHODS, Method, method_config
-from transferlab.methods.hub_ensemble import hub_members
-from transferlab.methods.zoo_tuning import hub_of
+from transferlab.methods.base import METHODS, VISION, Method, method_config
+from transferlab.methods.hubs import check_hub_backbone, hub_members
+from transferlab.tasks import Task
 
 PAPER = "Hub-Pathway: Transfer Learning from A Hub of Pre-trained Models (NeurIPS 2022), https://arxiv.org/abs/2206.03726"
 
@@ -97,6 +97,8 @@ class PathwayGenerator(nn.Module):
 class HubPathway(Method):
     name = "hub_pathway"
     paper = PAPER
+    tasks = VISION
+    weights = "hub"
 
     @dataclass(frozen=True)
     class Config:
@@ -119,29 +121,31 @@ class HubPathway(Method):
                     f"{self.generator_size} >= 4 (pixels)"
                 )
 
-    def __init__(self, members: nn.ModuleList, num_classes: int, cfg: HubPathway.Config, experts: list[str]):
+    def __init__(self, members: nn.ModuleList, task: Task, cfg: HubPathway.Config, experts: list[str]):
         if not 1 <= cfg.k <= len(members):
             raise ConfigError(
                 f"k={cfg.k} must be in 1..K = 1..{len(members)} (the hub's models: {', '.join(experts)})"
             )
-        super().__init__(members, num_classes, cfg)  # self.backbone: the K models, in hub order
+        super().__init__(members, task, cfg)  # self.backbone: the K models, in hub order
         self.experts = list(experts)
         in_channels = members[0].stem[0].in_channels
         self.generator = PathwayGenerator(in_channels, len(members), cfg.generator_width, cfg.generator_size)
         self._flops: dict[tuple, list[float]] = {}  # input shape → per-image [generator, model 1..K]
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
+    def check(cls, run: RunConfig) -> None:
+        super().check(run)
+        hub = check_hub_backbone(run, cls.name)  # any architectures: aggregation is on the outputs
         cfg = method_config(run.method, run.method_params)
-        hub = hub_of(run.pretrained, cls.name)
-        if not 1 <= cfg.k <= len(hub.models):  # before any weights are loaded or pre-trained
-            raise ConfigError(
-                f"k={cfg.k} must be in 1..K = 1..{len(hub.models)} (hub {hub.name!r}: {', '.join(hub.names())})"
-            )
-        _, members = hub_members(
-            run, num_classes, cls.name
-        )  # any architectures: aggregation is on the outputs
-        return cls(members, num_classes, cfg, hub.names())
+        if not 1 <= cfg.k <= len(hub.models):
+            raise ConfigError(f"k={cfg.k} must be in 1..K = 1..{len(hub.models)} (hub {hub.name!r}: "
+                              f"{', '.join(hub.names())})")  # fmt: skip
+
+    @classmethod
+    def build(cls, run: RunConfig, task: Task) -> Method:
+        cfg = method_config(run.method, run.method_params)
+        hub, members = hub_members(run, task)
+        return cls(members, task, cfg, hub.names())
 
     # ------------------------------------------------------------------------------------------------ pathways
     def new_parameters(self) -> list[nn.Parameter]:
@@ -187,7 +191,7 @@ class HubPathway(Method):
                 continue  # not run at all: no compute, no gradient from the task loss
             idx, w = samples[start : start + n], pair_weights[start : start + n]
             start += n
-            logits = member.head(member.features(x.index_select(0, idx)))
+            logits = member(x.index_select(0, idx))
             per_model[i] = (idx, logits)
             if out is None:
                 out = x.new_zeros(b, logits.shape[1], dtype=torch.promote_types(w.dtype, logits.dtype))
@@ -198,9 +202,9 @@ class HubPathway(Method):
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         r = self.route(x)
         logits, per_model = self.dispatch(x, r)
-        task = F.cross_entropy(logits, y)
+        task = self.task.loss(logits, y)
         explore = exploration_loss(r.weights.sum(0), self.load(r))
-        exploit = torch.stack([F.cross_entropy(z, y[idx]) for idx, z in per_model.values()]).mean()
+        exploit = torch.stack([self.task.loss(z, y[idx]) for idx, z in per_model.values()]).mean()
         c = self.cfg
         total = task + c.explore_weight * explore + c.exploit_weight * exploit
         return {"loss": total, "task": task, "explore": explore, "exploit": exploit, "logits": logits}
@@ -217,7 +221,7 @@ class HubPathway(Method):
 
             was_training = self.training
             self.eval()  # no BN statistics update, no noise
-            parts = [self.generator] + [lambda t, m=m: m.head(m.features(t)) for m in self.backbone]
+            parts = [self.generator, *self.backbone]
             flops = []
             with torch.no_grad():
                 for part in parts:
@@ -247,7 +251,8 @@ class HubPathway(Method):
             used = w > 0
             chosen += used.sum(0)
             weight_sum += w.sum(0)
-            per_class.index_add_(0, y.cpu().long(), used.long())
+            if self.task.name == "classification":  # which models each class uses
+                per_class.index_add_(0, y.cpu().long(), used.long())
             entropy_sum += float(-(w * w.clamp_min(1e-300).log()).sum())
             n += len(w)
         self.train(was_training)
@@ -280,7 +285,7 @@ class HubPathway(Method):
 
     def inference_parameters(self) -> list[nn.Parameter]:
         """What a deployed model holds: the generator and all K models with their heads (any input may route to any
-        of them), though each input runs only k (``transferlab.cost`` counts these at inference)."""
+        of them), though each input runs only k (``transferlab.perf.cost`` counts these at inference)."""
         return list(self.parameters())
 
     def test_statistics(self, batches) -> dict:

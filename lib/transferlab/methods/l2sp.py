@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from transferlab.config import ConfigError, OptimConfig, RunConfig
+from transferlab.config import ConfigError, OptimConfig
 from transferlab.methods.base import METHODS, Method
 from transferlab.methods.regularizers import l2_penalty, sp_penalty
 from transferlab.models import Backbone
+from transferlab.tasks import Task
 
 
 def check_trade_offs(cfg) -> None:
@@ -54,14 +55,8 @@ class L2SP(Method):
         def __post_init__(self) -> None:
             check_trade_offs(self)
 
-    @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
-        if run.pretrained == "none":
-            raise ValueError("method 'l2sp' needs pre-trained weights: its penalty pulls towards them")
-        return super().build(run, num_classes)
-
-    def __init__(self, backbone: Backbone, num_classes: int, cfg: L2SP.Config):
-        super().__init__(backbone, num_classes, cfg)
+    def __init__(self, backbone: Backbone, task: Task, cfg: L2SP.Config):
+        super().__init__(backbone, task, cfg)
         # w⁰, recomputed from the same weights at every build, so not saved in checkpoints
         for i, p in enumerate(backbone.body_parameters()):
             self.register_buffer(f"start_{i}", p.detach().clone(), persistent=False)

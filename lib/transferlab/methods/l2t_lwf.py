@@ -29,15 +29,18 @@ from torch import nn
 
 from transferlab.config import ConfigError, RunConfig
 from transferlab.methods.base import METHODS, Method, method_config
-from transferlab.methods.l2t_ww_setup import FrozenSource, load_source, resolve
+from transferlab.methods.l2t_ww_setup import FrozenSource, load_source, resolve, source_assets
 from transferlab.methods.regularizers import kd_loss
 from transferlab.models import Backbone, build_backbone, init_head
+from transferlab.refs import WeightsRef
+from transferlab.tasks import Task
 
 
 @METHODS.register("l2t_lwf")
 class L2TLwF(Method):
     name = "l2t_lwf"
     paper = "Learning without Forgetting (ECCV 2016), as a baseline of L2T-ww (ICML 2019)"
+    weights = "forbidden"  # the target trains from scratch; the source is Config.source
 
     @dataclass(frozen=True)
     class Config:
@@ -53,19 +56,30 @@ class L2TLwF(Method):
                     f"temperature={self.temperature} must be > 0 and trade_off={self.trade_off} >= 0"
                 )
 
-    def __init__(self, backbone: Backbone, num_classes: int, cfg: L2TLwF.Config, source: FrozenSource):
-        super().__init__(backbone, num_classes, cfg)
+    def __init__(self, backbone: Backbone, task: Task, cfg: L2TLwF.Config, source: FrozenSource):
+        super().__init__(backbone, task, cfg)
         self.source = source
         self.old_head = init_head(nn.Linear(backbone.feature_dim, source.num_classes))
         self.source_name = ""
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
+    def check(cls, run: RunConfig) -> None:
+        super().check(run)
+        resolve(
+            method_config(run.method, run.method_params).source, run.backbone
+        )  # ConfigError listing settings
+
+    @classmethod
+    def assets(cls, run: RunConfig) -> list[WeightsRef]:
+        return source_assets(method_config(run.method, run.method_params).source, run.backbone)
+
+    @classmethod
+    def build(cls, run: RunConfig, task: Task) -> Method:
         cfg = method_config(run.method, run.method_params)
-        source, _ = resolve(cfg.source, run.backbone)  # ConfigError listing the supported settings
-        target = build_backbone(run.backbone, run.pretrained, data_root=run.data.data_root)
-        target.reset_head(num_classes, keep_source=False)
-        method = cls(target, num_classes, cfg, load_source(source, cfg.source_checkpoint, run.data.data_root))
+        source, _ = resolve(cfg.source, run.backbone)
+        target = build_backbone(run.backbone, run.weights, data_root=run.data.data_root)
+        target.reset_head(task.outputs, keep_source=False)
+        method = cls(target, task, cfg, load_source(source, cfg.source_checkpoint, run.data.data_root))
         method.source_name = source
         return method
 

@@ -40,7 +40,7 @@ from torch.func import functional_call
 
 from transferlab.config import ConfigError, OptimConfig, RunConfig
 from transferlab.methods.base import METHODS, Method, method_config
-from transferlab.methods.l2t_ww_setup import FrozenSource, Setting, load_source, resolve
+from transferlab.methods.l2t_ww_setup import FrozenSource, Setting, load_source, resolve, source_assets
 from transferlab.methods.matching import (
     ChannelWeights,
     FeatureMatching,
@@ -51,11 +51,14 @@ from transferlab.methods.matching import (
 )
 from transferlab.methods.meta_grad import MetaAdam, hypers_from_optimizer, unrolled_meta_gradient
 from transferlab.models import Backbone, build_backbone
+from transferlab.refs import WeightsRef
+from transferlab.tasks import Task
 
 
 @METHODS.register("l2t_ww")
 class L2TWW(Method):
     name = "l2t_ww"
+    weights = "forbidden"  # the target trains from scratch; the source is the method's own (Config.source)
     paper = "Learning What and Where to Transfer (ICML 2019), http://proceedings.mlr.press/v97/jang19b.html"
     channel_weights, pair_weights, meta, uses_convs = True, True, True, True  # what the row uses
 
@@ -85,14 +88,14 @@ class L2TWW(Method):
     def __init__(
         self,
         backbone: Backbone,
-        num_classes: int,
+        task: Task,
         cfg: L2TWW.Config,
         source: nn.Module,
         pairs: tuple[Pair, ...],
         source_widths: tuple[int, ...],
         target_widths: tuple[int, ...],
     ):
-        super().__init__(backbone, num_classes, cfg)
+        super().__init__(backbone, task, cfg)
         self.source, self.pairs = source, tuple(pairs)
         self.matching = FeatureMatching(pairs, source_widths, target_widths) if self.uses_convs else None
         self.wnet = ChannelWeights(pairs, source_widths) if self.channel_weights else None
@@ -107,23 +110,41 @@ class L2TWW(Method):
         return setting.pairs
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
+    def check(cls, run: RunConfig) -> None:
+        super().check(run)
+        cfg = method_config(run.method, run.method_params)
+        _, setting = resolve(cfg.source, run.backbone)  # ConfigError listing the supported settings
+        if cfg.pairs != "auto":
+            parse_pairs(cfg.pairs)
+        if cls.meta and (run.optim.optimizer != "sgd" or run.optim.nesterov):
+            raise ConfigError(f"{cls.name}'s look-ahead steps replay plain momentum SGD (as train_l2t_ww.py): set "
+                              f"optimizer=sgd and nesterov=false (got {run.optim.optimizer}, nesterov="
+                              f"{run.optim.nesterov})")  # fmt: skip
+
+    @classmethod
+    def assets(cls, run: RunConfig) -> list[WeightsRef]:
+        cfg = method_config(run.method, run.method_params)
+        return source_assets(cfg.source, run.backbone)
+
+    @classmethod
+    def build(cls, run: RunConfig, task: Task) -> Method:
         """Target ``run.backbone`` from scratch, the setting's frozen source (methods/l2t_ww_setup.py), pairs."""
         cfg = method_config(run.method, run.method_params)
-        source, setting = resolve(cfg.source, run.backbone)  # ConfigError listing the supported settings
+        source, setting = resolve(cfg.source, run.backbone)
         pairs = cls.default_pairs(setting) if cfg.pairs == "auto" else parse_pairs(cfg.pairs)
-        target = build_backbone(run.backbone, run.pretrained, data_root=run.data.data_root)
-        target.reset_head(num_classes, keep_source=False)
+        target = build_backbone(run.backbone, run.weights, data_root=run.data.data_root)
+        target.reset_head(task.outputs, keep_source=False)
         net = load_source(source, cfg.source_checkpoint, run.data.data_root)
-        method = cls(target, num_classes, cfg, net, pairs, setting.source_widths, setting.target_widths)
+        method = cls(target, task, cfg, net, pairs, setting.source_widths, setting.target_widths)
         method.source_name = source
         return method
 
     def artifacts(self) -> dict:
         """What fit() adds to the result's ``extra``: the source used and its checksum, the pairs."""
+        net = self.source.net
         return {
             "l2t_source": self.source_name,
-            "l2t_source_sha256": getattr(self.source.net, "hub_sha256", None),
+            "l2t_source_sha256": net.weights_sha256 if isinstance(net, Backbone) else None,
             "l2t_pairs": ",".join(f"{m}-{n}" for m, n in self.pairs),
         }
 
@@ -193,7 +214,11 @@ class L2TWW(Method):
                 )
             if not bn_after_first:  # the forward at θ_0: the official meta_backward's last re-run
                 bn_after_first.append(self._bn_state())
-            return transfer if with_transfer else F.cross_entropy(logits.float(), y)
+            if with_transfer:
+                return transfer
+            # upcast only half precision (as matching_distance does): a float64 run keeps float64 meta-gradients
+            low = logits.dtype in (torch.float16, torch.bfloat16)
+            return F.cross_entropy(logits.float() if low else logits, y)
 
         steps = [lambda th: run(th, True)] * self.cfg.T + [lambda th: run(th, False)]
         res = unrolled_meta_gradient(

@@ -36,6 +36,7 @@ from transferlab.methods.matching import (
     Pair,
 )
 from transferlab.models import build_backbone
+from transferlab.refs import WeightsRef
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,14 @@ class FrozenSource(nn.Module):
         return (self.net.fc if self.kind == "blocks" else self.net.head).out_features
 
 
+def source_assets(source: str, target: str) -> list[WeightsRef]:
+    """The pre-trained weights an L2T-ww source needs (a mini-hub model is pre-trained before the run)."""
+    name, _ = resolve(source, target)
+    if name.startswith("mini:"):
+        return [WeightsRef.parse(name)]
+    return [WeightsRef.parse("IMAGENET1K_V1")] if name == "resnet34" else []
+
+
 def load_source(name: str, checkpoint: str, data_root: str) -> FrozenSource:
     """The frozen source network of a resolved source name (see :func:`resolve`)."""
     if name == "l2t_resnet32":
@@ -153,5 +162,6 @@ __all__ = [
     "family",
     "load_source",
     "resolve",
+    "source_assets",
     "supported",
 ]

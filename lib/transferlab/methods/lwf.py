@@ -36,6 +36,7 @@ from transferlab.config import ConfigError, OptimConfig
 from transferlab.methods.base import METHODS, Method
 from transferlab.methods.regularizers import kd_loss
 from transferlab.models import Backbone
+from transferlab.tasks import Task
 
 
 @METHODS.register("lwf")
@@ -57,8 +58,8 @@ class LwF(Method):
             if self.trade_off < 0:
                 raise ConfigError(f"trade_off={self.trade_off} must be >= 0")
 
-    def __init__(self, backbone: Backbone, num_classes: int, cfg: LwF.Config):
-        super().__init__(backbone, num_classes, cfg)
+    def __init__(self, backbone: Backbone, task: Task, cfg: LwF.Config):
+        super().__init__(backbone, task, cfg)
         teacher = copy.deepcopy(backbone)
         teacher.head = teacher.source_head  # the original network: pre-trained body and source classifier
         teacher.source_head = None

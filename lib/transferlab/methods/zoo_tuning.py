@@ -30,37 +30,26 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from transferlab.config import ConfigError, RunConfig
-from transferlab.methods.base import METHODS, Method, method_config
+from transferlab.methods.base import METHODS, VISION, Method, method_config
+from transferlab.methods.hubs import check_hub_backbone, hub_of
 from transferlab.models import Backbone
-from transferlab.models.zoo import AdaptiveAggregationConv, collapse_lite
+from transferlab.models.zoo import GATE_INITS, AdaptiveAggregationConv, collapse_lite
 from transferlab.models.zoo_build import OFFICIAL_ALIGN, build_zoo_resnet
+from transferlab.tasks import Task
 
 PAPER = "Zoo-Tuning: Adaptive Transfer from a Zoo of Models (ICML 2021), http://proceedings.mlr.press/v139/shu21b.html"
-
-
-def hub_of(pretrained: str, method_name: str):
-    """The :class:`~transferlab.models.hub.Hub` named by ``pretrained = "hub:<name>"`` (ConfigError otherwise)."""
-    from transferlab.models.hub import HUBS
-
-    valid = ", ".join(f"hub:{n}" for n in HUBS.names())
-    if not pretrained.startswith("hub:"):
-        raise ConfigError(
-            f"{method_name} builds its model from a zoo of models: pretrained must be 'hub:<hub name>' "
-            f"({valid}), not {pretrained!r}"
-        )
-    name = pretrained.removeprefix("hub:")
-    if name not in HUBS:
-        raise ConfigError(f"{method_name}: model hub {name!r} does not exist; valid: {valid}")
-    return HUBS.get(name)
 
 
 @METHODS.register("zoo_tuning")
 class ZooTuning(Method):
     name = "zoo_tuning"
     paper = PAPER
+    tasks = VISION
+    weights = "hub"
     lite = False
 
     @dataclass(frozen=True)
@@ -71,34 +60,48 @@ class ZooTuning(Method):
         align_in: str = ",".join(OFFICIAL_ALIGN)
         # BN running statistics at the start: "reset" (official loader: mean 0, var 1) or "average" (of the sources)
         bn_stats: str = "reset"
+        # how each gate's output layer starts (models/zoo.py GATE_INITS): "official" (Kaiming: per-sample gates
+        # scattered around 0.5), "uniform" (zeroed: every gate 0.5), "biased" (zeroed, bias logit(1/K): every gate
+        # 1/K, the aggregated kernel starts as the sources' mean) — the last two are transferlab's options
+        gate_init: str = "official"
 
         def __post_init__(self) -> None:
             if self.bn_stats not in ("reset", "average"):
                 raise ConfigError(f"bn_stats={self.bn_stats!r} must be 'reset' or 'average'")
+            if self.gate_init not in GATE_INITS:
+                raise ConfigError(
+                    f"gate_init={self.gate_init!r} is not valid; choose one of: {', '.join(GATE_INITS)}"
+                )
+
+    def __init__(self, backbone: Backbone, task: Task, cfg, hub_name: str, experts: list[str]):
+        super().__init__(backbone, task, cfg)
+        self.hub_name, self.experts = hub_name, list(experts)
 
     @classmethod
-    def build(cls, run: RunConfig, num_classes: int) -> Method:
+    def check(cls, run: RunConfig) -> None:
+        super().check(run)
+        hub = check_hub_backbone(run, cls.name)
+        hub.require_identical_architectures(cls.name)
+
+    @classmethod
+    def build(cls, run: RunConfig, task: Task) -> Method:
         cfg = method_config(run.method, run.method_params)
-        hub = hub_of(run.pretrained, cls.name)
+        hub = hub_of(run)
         arch = hub.require_identical_architectures(cls.name)
-        if run.backbone != arch:
-            raise ConfigError(
-                f"hub {hub.name!r} holds {arch} models; the run asks for backbone {run.backbone!r}"
-            )
         sources = list(hub.state_dicts(data_root=run.data.data_root).values())  # hub order = expert order
         net = build_zoo_resnet(
             sources,
             arch,
-            num_classes,
+            task.outputs,
             align_in=[p for p in cfg.align_in.replace(" ", "").split(",") if p],
             bn_stats=cfg.bn_stats,
             lite=cls.lite,
+            gate_init=cfg.gate_init,
             **cls._lite_options(cfg),
         )
         backbone = Backbone(net, arch)
-        backbone.hub = hub.name
-        backbone.experts = hub.names()
-        return cls(backbone, num_classes, cfg)
+        backbone.reset_head(task.head(backbone.feature_dim), keep_source=False, spatial=task.spatial)
+        return cls(backbone, task, cfg, hub.name, hub.names())
 
     @classmethod
     def _lite_options(cls, cfg) -> dict:  # the lite variant's build_zoo_resnet options
@@ -107,7 +110,23 @@ class ZooTuning(Method):
     def zoo_layers(self) -> list[AdaptiveAggregationConv]:
         return [m for m in self.modules() if isinstance(m, AdaptiveAggregationConv)]
 
-    # loss (cross-entropy on the head's logits), new_parameters (the head) and predict: Method's defaults
+    def gate_values(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every aggregation layer's gates [B, K] on the input batch x (eval mode, no gradient), in layer order."""
+        found: list[torch.Tensor] = []
+        hooks = [m.register_forward_hook(lambda m, i, o: found.append(m.gates(i[0]).detach()))
+                 for m in self.zoo_layers() if not m.lite]  # fmt: skip
+        try:
+            with torch.no_grad():
+                self.predict(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return found
+
+    def artifacts(self) -> dict:
+        return {"hub": self.hub_name, "experts": self.experts}
+
+    # loss (the task's loss on the head's outputs), new_parameters (the head) and predict: Method's defaults
 
 
 @METHODS.register("zoo_tuning_lite")
@@ -144,3 +163,6 @@ class ZooTuningLite(ZooTuning):
         (in eval mode) whose lite layers are collapsed to ``nn.Conv2d``; the downsample convs stay per-sample
         unless ``lite_downsample``. This model is left unchanged."""
         return collapse_lite(copy.deepcopy(self.backbone).eval())
+
+    def inference_model(self) -> nn.Module:
+        return self.collapse()

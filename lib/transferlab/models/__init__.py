@@ -1,36 +1,49 @@
 """Backbones, pre-trained weights and model hubs."""
 
+from __future__ import annotations
+
+import difflib
+
+from transferlab.errors import ConfigError
 from transferlab.models.backbones import BACKBONES, Backbone, init_head
 from transferlab.models.weights import WeightsError
+from transferlab.refs import WeightsRef
 
-from transferlab.models import vgg  # noqa: F401  registers the vgg9_bn and mini_vgg backbones  isort: skip
+from transferlab.models import vgg  # noqa: F401,E402  registers the vgg9_bn and mini_vgg backbones  isort: skip
 
 
 def build_backbone(
-    name: str, pretrained: str = "none", weights_dir=None, data_root: str = "data", source_head: bool = False
+    name: str,
+    ref: WeightsRef | str = "none",
+    weights_dir=None,
+    data_root: str = "data",
+    source_head: bool = False,
 ) -> Backbone:
-    """A registered backbone with weights: "none", a torchvision enum name, a MoCo checkpoint name, or
-    "mini:<hub model>". ``source_head``: the caller uses the pre-trained classifier (Co-Tuning, LwF)."""
-    if pretrained.startswith("mini:"):
+    """A registered backbone with the weights ``ref`` names (none, a torchvision enum, a MoCo checkpoint, a
+    paper-hub model, or a mini-hub model; a string is parsed by ``WeightsRef.parse``). ``source_head``: the caller
+    uses the pre-trained classifier."""
+    if isinstance(ref, str):
+        ref = WeightsRef.parse(ref)
+    if ref.kind == "hub":
+        raise ConfigError(f"{ref} names a whole hub; a single backbone needs one model's weights")
+    if ref.kind == "mini":
         from transferlab.models.mini_hub import load_hub_backbone
 
-        return load_hub_backbone(pretrained.removeprefix("mini:"), backbone=name, data_root=data_root)
-    if pretrained == "none":
+        return load_hub_backbone(ref.name, backbone=name, data_root=data_root)
+    if ref.kind == "none":
         return Backbone(BACKBONES.get(name)(1000), name)
     from transferlab.models.weights import MOCO_MD5, torchvision_state_dict
 
-    if pretrained in MOCO_MD5:
-        return _moco_backbone(name, pretrained, weights_dir, source_head)
-    hub_model = _paper_hub_model(pretrained)
+    if ref.name in MOCO_MD5:
+        return _moco_backbone(name, ref.name, weights_dir, source_head)
+    hub_model = _paper_hub_model(ref.name)
     if hub_model is not None:  # the detection / segmentation backbones of the paper hub
         if name != hub_model.arch:
-            raise WeightsError(
-                f"{pretrained!r} are {hub_model.arch} weights; the run asks for backbone {name!r}"
-            )
+            raise WeightsError(f"{ref} are {hub_model.arch} weights; the run asks for backbone {name!r}")
         from transferlab.models.hub import HUBS
 
-        return HUBS.get("paper").load(pretrained, weights_dir)
-    state = torchvision_state_dict(name, pretrained, weights_dir)
+        return HUBS.get("paper").load(ref.name, weights_dir)
+    state = torchvision_state_dict(name, ref.name, weights_dir)
     net = BACKBONES.get(name)(state["fc.weight"].shape[0])
     net.load_state_dict(state, strict=True)
     return Backbone(net, name)
@@ -69,29 +82,59 @@ def _paper_hub_model(pretrained: str):
     return hub.model(pretrained) if pretrained in hub.names() and pretrained not in known else None
 
 
-def weights_supported(backbone: str, pretrained: str) -> str:
-    """ "" if ``pretrained`` can be loaded for ``backbone``, else why not (used to mark table cells as missing)."""
-    from transferlab.models.mini_hub import MINI_HUB
+def named_weights(backbone: str) -> list[str]:
+    """The published weights names a backbone accepts (torchvision enums, MoCo, paper-hub models)."""
+    from transferlab.models.hub import HUBS
     from transferlab.models.weights import MOCO_MD5, TORCHVISION_WEIGHTS
 
-    if pretrained.startswith("hub:"):  # hub methods build their own models; the hub says what it lacks
-        from transferlab.models.hub import HUBS
-
-        name = pretrained.removeprefix("hub:")
-        return "" if name in HUBS else f"model hub {name!r} does not exist (hubs: {', '.join(HUBS.names())})"
-    if pretrained == "none":
-        return ""
-    if pretrained.startswith("mini:"):
-        name = pretrained.removeprefix("mini:")
-        return "" if name in MINI_HUB else f"mini hub model {name!r} does not exist"
-    if pretrained in TORCHVISION_WEIGHTS.get(backbone, {}) or (
-        pretrained in MOCO_MD5 and backbone == "resnet50"
-    ):
-        return ""
-    hub_model = _paper_hub_model(pretrained)
-    if hub_model is not None and hub_model.arch == backbone:
-        return ""
-    return f"weights {pretrained!r} for {backbone!r} are not supported yet"
+    names = list(TORCHVISION_WEIGHTS.get(backbone, {}))
+    if backbone == "resnet50":
+        names += list(MOCO_MD5)
+    names += [m.name for m in HUBS.get("paper").models if m.arch == backbone and m.name not in names]
+    return names
 
 
-__all__ = ["BACKBONES", "Backbone", "WeightsError", "build_backbone", "init_head", "weights_supported"]
+def _did_you_mean(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_weights(backbone: str, ref: WeightsRef) -> None:
+    """ConfigError (with a "did you mean") unless ``ref`` names weights that exist for ``backbone``; loads nothing."""
+    from transferlab.models.hub import HUBS
+    from transferlab.models.mini_hub import MINI_HUB
+
+    if ref.kind == "none":
+        return
+    if ref.kind == "hub":
+        if ref.name not in HUBS:
+            valid = [f"hub:{n}" for n in HUBS.names()]
+            raise ConfigError(f"model hub {ref.name!r} does not exist.{_did_you_mean(str(ref), valid)} "
+                              f"Valid hubs: {', '.join(valid)}")  # fmt: skip
+        return
+    if ref.kind == "mini":
+        if ref.name not in MINI_HUB:
+            valid = [f"mini:{n}" for n in MINI_HUB.names()]
+            raise ConfigError(f"mini hub model {ref.name!r} does not exist.{_did_you_mean(str(ref), valid)} "
+                              f"Valid: {', '.join(valid)}")  # fmt: skip
+        model = MINI_HUB.get(ref.name)
+        if model.backbone != backbone:
+            raise ConfigError(f"mini hub model {ref.name!r} is a {model.backbone}; the run asks for backbone "
+                              f"{backbone!r}")  # fmt: skip
+        return
+    valid = named_weights(backbone)
+    if ref.name not in valid:
+        listing = ", ".join(valid) or "none (this backbone has no published weights here)"
+        raise ConfigError(f"weights {ref.name!r} are not available for backbone {backbone!r}."
+                          f"{_did_you_mean(ref.name, valid)} Valid: {listing}, or 'none'")  # fmt: skip
+
+
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "WeightsError",
+    "build_backbone",
+    "check_weights",
+    "init_head",
+    "named_weights",
+]

@@ -61,12 +61,28 @@ class Backbone(nn.Module):
             ]
         )
         self.pool = nn.Sequential(net.avgpool, nn.Flatten(1))
-        self.head: nn.Linear = net.fc
+        self._feature_dim = net.fc.in_features
+        self.head: nn.Module = net.fc
         self.source_head: nn.Linear | None = None
+        self.spatial_head = (
+            False  # the head reads the last feature map [B, C, h, w] instead of the pooled feature
+        )
+        self.weights_sha256: str | None = (
+            None  # checksum of the pre-trained weights (mini hub), for provenance
+        )
+        self.hub_model: str = ""  # "<hub>:<model>" when loaded from a model hub
 
     @property
     def feature_dim(self) -> int:
-        return self.head.in_features
+        """Channels of the last feature map = dimension of the pooled feature (what a head reads)."""
+        return self._feature_dim
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map [B, C, h, w]."""
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return x
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         maps = [self.stem(x)]
@@ -75,19 +91,21 @@ class Backbone(nn.Module):
         return maps
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.pool(x)
+        """The pooled feature [B, D]."""
+        return self.pool(self.trunk(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.trunk(x) if self.spatial_head else self.features(x))
 
-    def reset_head(self, num_classes: int, keep_source: bool = True) -> None:
-        """Replace the head by a new ``num_classes``-way one; the old one becomes ``source_head`` if kept."""
+    def reset_head(self, head: nn.Module | int, keep_source: bool = True, spatial: bool = False) -> None:
+        """Replace the head by ``head`` (a task's head module, or an int: a new N(0, 0.01) ``Linear(D, N)``); the old
+        one becomes ``source_head`` if kept. ``spatial``: the new head reads the last feature map."""
         old = self.head
+        if isinstance(head, int):
+            head = init_head(nn.Linear(self.feature_dim, head))
         self.source_head = old if keep_source else None
-        self.head = init_head(nn.Linear(old.in_features, num_classes)).to(old.weight.device)
+        self.head = head.to(old.weight.device)
+        self.spatial_head = spatial
 
     def body_parameters(self) -> list[nn.Parameter]:
         """Everything but the heads: the pre-trained feature extractor."""

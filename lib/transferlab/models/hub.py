@@ -175,7 +175,12 @@ class MiniHubWeights:
         return ""
 
     def fetch(self, what: str, weights_dir=None, data_root: str = "data") -> Path:
-        return mini_hub.ensure(self.model, data_root)[0]
+        found = mini_hub.cached(self.model)
+        if (
+            found is None
+        ):  # pre-training sits above this layer: transferlab.hubbuild / `transferlab hub build mini`
+            raise mini_hub.HubModelMissing(f"{what} is not pre-trained yet: run `transferlab hub build mini`")
+        return found[0]
 
     def state_dict(self, what: str, weights_dir=None, data_root: str = "data") -> dict[str, torch.Tensor]:
         model = mini_hub.MINI_HUB.get(self.model)

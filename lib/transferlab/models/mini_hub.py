@@ -12,24 +12,24 @@ so that layer-wise aggregation (Zoo-Tuning) is possible:
 | ``fmnist_rot`` | self-supervised rotation prediction (RotNet) | 4 rotations          | Fashion-MNIST  |
 | ``digits``   | supervised classification                      | 10 digits            | scikit-learn digits |
 
-Every model trains with the suite's own loop (method ``scratch`` on a ``mini_hub_*`` dataset drawn from the hub
-pools of :mod:`transferlab.data.mini`, never from a target pool). The checkpoint goes to
-``$TRANSFERLAB_CACHE/mini_hub/<name>-<recipe hash>.pt`` (default cache ``~/.cache/transferlab``) with a JSON manifest
-holding its sha256: a file whose checksum does not match is deleted and re-trained, never used. A file lock makes
-parallel runs wait for one pre-training instead of racing.
+Every model trains with the suite's own loop (its ``recipe()``: a run on a ``mini_hub_*`` dataset drawn from the hub
+pools of :mod:`transferlab.data.mini`, never from a target pool); the training itself is
+:mod:`transferlab.hubbuild` (it trains, so it sits above the experiment layer; this module only describes, caches
+and loads). The checkpoint goes to ``$TRANSFERLAB_CACHE/mini_hub/<name>-<recipe hash>.pt`` (default cache
+``~/.cache/transferlab``) with a JSON manifest holding its sha256: a file whose checksum does not match is deleted
+and re-trained, never used. Loading a model that is not built yet is a clear error naming the command that builds
+it (``transferlab hub build mini``); ``transferlab.run`` and the runner build what a run needs first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from transferlab.config import DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
@@ -48,15 +48,19 @@ class HubModel:
     batch_size: int = 128
     lr: float = 0.1
     backbone: str = "mini_resnet"
+    parent: str = (
+        ""  # a descendant: fine-tuned from this hub model (its ancestor) instead of trained from scratch
+    )
+    head_lr_mult: float = 1.0  # a descendant's new head: lr multiplier
 
     def recipe(self) -> RunConfig:
         return RunConfig(
             paper="mini_hub",
             table="pretrain",
             protocol="mini",
-            method="scratch",
+            method="finetune" if self.parent else "scratch",
             backbone=self.backbone,
-            pretrained="none",
+            pretrained=f"mini:{self.parent}" if self.parent else "none",
             seed=0,
             device="cpu",  # one cached file for every machine: pre-train on the CPU, it takes seconds
             data=DataConfig(
@@ -68,7 +72,7 @@ class HubModel:
                 iterations=self.iterations,
                 eval_every=self.iterations,
                 weight_decay=5e-4,
-                head_lr_mult=1.0,
+                head_lr_mult=self.head_lr_mult if self.parent else 1.0,
             ),
         )
 
@@ -117,62 +121,26 @@ def _valid(weights: Path, manifest: Path) -> dict | None:
     return None
 
 
-def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
-    """Path and manifest of hub model ``name``, pre-training it first if it is not cached (or is corrupt)."""
-    model = MINI_HUB.get(name)
-    weights, manifest = _paths(model)
+class HubModelMissing(WeightsError):
+    """A mini-hub model is not pre-trained yet (or its cached file was corrupt and removed)."""
+
+
+@contextlib.contextmanager
+def locked(model: HubModel):
+    """Hold the model's cache lock: a parallel process waits here instead of pre-training the same model."""
+    weights, _ = _paths(model)
     weights.parent.mkdir(parents=True, exist_ok=True)
     with open(weights.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run waits here instead of pre-training the same model
-        meta = _valid(weights, manifest)
-        if meta is None:
-            with torch.random.fork_rng(
-                devices=[]
-            ):  # pre-training on a cold cache must not move the caller's RNG
-                meta = _pretrain(model, weights, manifest, data_root, verbose)
-    return weights, meta
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
-def _pretrain(model: HubModel, weights: Path, manifest: Path, data_root: str, verbose: bool) -> dict:
-    import torch
-
-    from transferlab.experiment import train
-    from transferlab.results import atomic_torch_save, atomic_write_json
-
-    cfg = model.recipe().replace(data_root=data_root)
-    if verbose:
-        print(f"pre-training mini hub model {model.name!r}: {model.description} ({model.iterations} steps)")
-    start = time.perf_counter()
-    work = weights.parent / ".work" / weights.stem
-    prev_threads = torch.get_num_threads()
-    try:
-        method, result = train(cfg, work)
-    finally:
-        torch.set_num_threads(prev_threads)
-    atomic_torch_save(weights, {k: v.cpu() for k, v in method.backbone.state_dict().items()})
-    meta = {
-        "name": model.name,
-        "description": model.description,
-        "kind": model.kind,
-        "image_source": model.image_source,
-        "classes": len(result.metrics["per_class_last"]),
-        "pretext_test_top1": result.metrics["test_last"],
-        "recipe": cfg.to_flat(),
-        "recipe_hash": cfg.config_hash(),
-        "sha256": sha256_file(weights),
-        "seconds": round(time.perf_counter() - start, 1),
-        "provenance": result.provenance,
-    }
-    atomic_write_json(manifest, meta)
-    if verbose:
-        print(
-            f"  {model.name}: pretext test accuracy {meta['pretext_test_top1']:.1f}% in {meta['seconds']} s"
-        )
-    return meta
-
-
-def ensure_all(names: list[str] | None = None, data_root: str = "data") -> dict[str, dict]:
-    return {n: ensure(n, data_root)[1] for n in (names or MINI_HUB.names())}
+def cached(name: str) -> tuple[Path, dict] | None:
+    """(weights path, manifest) of hub model ``name`` if it is built and intact; None otherwise (a corrupt pair is
+    deleted, so it is built again)."""
+    weights, manifest = _paths(MINI_HUB.get(name))
+    meta = _valid(weights, manifest)
+    return None if meta is None else (weights, meta)
 
 
 def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str = "data") -> Backbone:
@@ -181,9 +149,27 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
         raise WeightsError(
             f"mini hub model {name!r} is a {model.backbone}; the run asks for backbone {backbone!r}"
         )
-    weights, meta = ensure(name, data_root)
-    state = load_checked(weights, meta["sha256"])
-    net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
-    net.load_state_dict(state, strict=True)
-    net.hub_sha256 = meta["sha256"]
+    found = cached(name)
+    if found is None:
+        raise HubModelMissing(
+            f"mini hub model {name!r} is not pre-trained yet (cache {cache_dir()}): run `transferlab hub build mini` "
+            "(or `make hub`); `transferlab run` and `transferlab.run()` build what a run needs first"
+        )
+    weights, meta = found
+    try:
+        state = load_checked(weights, meta["sha256"])
+        net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
+        net.load_state_dict(state, strict=True)
+    except (
+        RuntimeError,
+        KeyError,
+        ValueError,
+    ) as err:  # a file that matches its manifest but not the network
+        first = str(err).strip().splitlines()[-1][:300]
+        raise WeightsError(
+            f"mini hub model {name!r}: {weights} does not fit a {backbone} ({type(err).__name__}: {first}); delete "
+            f"it and its manifest {weights.with_suffix('.json').name} and run `transferlab hub build mini`"
+        ) from None
+    net.weights_sha256 = meta["sha256"]
+    net.hub_model = f"mini:{name}"
     return net

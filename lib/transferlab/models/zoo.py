@@ -32,6 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# How a gate's output layer starts (transferlab's option; the official code has only the first):
+# official — Kaiming-normal weights, zero bias: per-sample gates scattered around 0.5 from the first step;
+# uniform  — zero weights and bias: every gate exactly 0.5 for every input (Σ_k a_k = K/2);
+# biased   — zero weights, bias logit(1/K): every gate 1/K, so the aggregated kernel starts as the sources' mean.
+GATE_INITS = ("official", "uniform", "biased")
+
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
@@ -46,6 +52,8 @@ class AdaptiveAggregationConv(nn.Module):
             is larger than 1×1 (``self.align`` is then a [K, O, O] parameter initialised to identity, else None).
         lite: batch-mean gates in training with an EMA buffer ``ema_gate`` [K] used as the gate in eval.
         ema_momentum: m of the EMA (0.1 officially).
+        gate_init: official (Kaiming, the official layer), uniform (every gate 0.5) or biased (every gate 1/K);
+            see ``GATE_INITS``.
         detach_ema: default True: the buffer is updated without autograd history. The official code does not detach
             it (``detach_ema=False`` reproduces that: the buffer then requires grad and chains every step's graph,
             which only costs memory and breaks ``copy.deepcopy``). Buffer values, outputs and gradients are identical
@@ -71,8 +79,12 @@ class AdaptiveAggregationConv(nn.Module):
         lite: bool = False,
         ema_momentum: float = 0.1,
         detach_ema: bool = True,
+        gate_init: str = "official",
     ):
         super().__init__()
+        if gate_init not in GATE_INITS:
+            raise ValueError(f"gate_init={gate_init!r}; choose one of {', '.join(GATE_INITS)}")
+        self.gate_init = gate_init
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"in_channels={in_channels} and out_channels={out_channels} must divide groups={groups}"
@@ -118,6 +130,12 @@ class AdaptiveAggregationConv(nn.Module):
         for m in (self.gate[1], self.gate[3]):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         nn.init.zeros_(self.gate[3].bias)
+        if self.gate_init != "official":  # the output layer starts at zero: every input gets the same gate
+            nn.init.zeros_(self.gate[3].weight)
+            if self.gate_init == "biased":  # σ(b) = 1/K: the aggregated kernel starts as the sources' mean
+                nn.init.constant_(
+                    self.gate[3].bias, math.log(1.0 / (self.experts - 1)) if self.experts > 1 else 0.0
+                )
 
     def gates(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample gate a [B, K] ∈ (0, 1), from this layer's input x [B, I, H, W]."""
@@ -195,7 +213,7 @@ class AdaptiveAggregationConv(nn.Module):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}, "
-            f"experts={self.experts}, align={self.align is not None}, lite={self.lite}"
+            f"experts={self.experts}, align={self.align is not None}, lite={self.lite}, gate_init={self.gate_init}"
         )
 
 

@@ -78,6 +78,7 @@ def build_zoo_resnet(
     ema_momentum: float = 0.1,
     detach_ema: bool = True,
     bn_stats: Literal["reset", "average"] = "reset",
+    gate_init: str = "official",
 ) -> nn.Module:
     """One zoo ResNet from K source state dicts of identical architecture (module doc for what is done).
 
@@ -93,6 +94,7 @@ def build_zoo_resnet(
             official code, where they stay per-sample; True makes the whole model collapsible).
         ema_momentum, detach_ema: passed to every lite layer (see :class:`AdaptiveAggregationConv`).
         bn_stats: "reset" (official: running mean 0, var 1) or "average" (the sources' statistics averaged).
+        gate_init: how every gate's output layer starts (``transferlab.models.zoo.GATE_INITS``).
 
     Raises ValueError naming the first differences when the sources' architectures differ or do not fit ``arch``.
     """
@@ -134,6 +136,7 @@ def build_zoo_resnet(
                     lite=lite and (lite_downsample or not is_downsample),
                     ema_momentum=ema_momentum,
                     detach_ema=detach_ema,
+                    gate_init=gate_init,
                 ).to(module.weight.device, module.weight.dtype)
                 layer.weight.copy_(_stack(bodies, f"{name}.weight"))
                 leaves = ["weight"]

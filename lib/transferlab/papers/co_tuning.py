@@ -24,8 +24,8 @@ ri.k117.org quote) — our ``val_fraction`` = 0.2.
 
 from __future__ import annotations
 
-from transferlab.papers import Paper, Table, register
 from transferlab.papers.finetune import MINI_COMMON, PAPER_FINETUNE
+from transferlab.papers.spec import Paper, Table, register
 
 METHODS = ["finetune", "l2sp", "delta", "bss", "lwf", "co_tuning"]
 PAPER_BASE = {**PAPER_FINETUNE, "backbone": "resnet50", "preset": "imagenet224", "ten_crop": True,

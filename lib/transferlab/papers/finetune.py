@@ -17,7 +17,7 @@ Learning rates were chosen once on the validation split (finetune 0.01 with a 10
 
 from __future__ import annotations
 
-from transferlab.papers import Paper, Table, register
+from transferlab.papers.spec import Paper, Table, register
 
 PAPER_FINETUNE = {  # thuml/CoTuning train.py defaults (batch 48, 9,050 iterations, lr 1e-3, 10× head, ×0.1 at 6k)
     "optimizer": "sgd",

@@ -12,8 +12,8 @@ Schedule (reproducibility summary): SGD, lr 0.01, momentum 0.9, batch 48, 15k it
 
 from __future__ import annotations
 
-from transferlab.papers import Paper, Table, register
 from transferlab.papers.finetune import MINI_COMMON
+from transferlab.papers.spec import Paper, Table, register
 from transferlab.papers.zoo_tuning import DATASETS, HUB, MINI_HUB, SCHEDULE
 
 METHODS = ["ensemble", "distill", "zoo_tuning", "hub_pathway"]

@@ -28,8 +28,8 @@ at the best-validation epoch (as the paper reports).
 
 from __future__ import annotations
 
-from transferlab.papers import Paper, Table, register
 from transferlab.papers.finetune import MINI_COMMON
+from transferlab.papers.spec import Paper, Table, register
 
 METHODS = ["scratch", "l2t_lwf", "at", "fm", "l2t_w", "l2t_ww"]  # the paper's rows
 TARGET = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,

@@ -18,8 +18,8 @@ best-validation step and at the last step.
 
 from __future__ import annotations
 
-from transferlab.papers import Paper, Table, register
 from transferlab.papers.finetune import MINI_COMMON
+from transferlab.papers.spec import Paper, Table, register
 
 DATASETS = ["cifar100", "coco70", "fgvc_aircraft", "stanford_cars", "mit_indoor67", "dmlab", "eurosat"]
 HUB = ["IMAGENET1K_V1", "moco_v1_200ep", "maskrcnn_coco_v1", "deeplabv3_coco_v1", "keypointrcnn_coco_v1"]

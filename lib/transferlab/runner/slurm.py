@@ -1,8 +1,8 @@
 """``transferlab run <paper> --executor slurm``: a table's unfinished cells as one SLURM job array (submitit).
 
-Each array task runs exactly what the local executor runs for one cell: a ``papermill`` process executing the
-paper's notebook with the cell's parameters injected (``TRANSFERLAB_PROGRESS=text``, ``PYTHONPATH`` with ``lib``,
-``TRANSFERLAB_THREADS`` from the task's CPU allocation). The runner (on the login node) waits for the array,
+Each array task runs exactly what a local warm worker runs for one cell (:func:`transferlab.runner.cell.execute`,
+in the task's own process, with ``TRANSFERLAB_THREADS`` from the task's CPU allocation; with ``--notebooks``, the
+paper's notebook through papermill). The runner (on the login node) waits for the array,
 updates its progress bar as tasks finish, and records a task that died without writing its own result (time limit,
 out of memory, node failure) in the cell's ``failed.json``, like a failed cell of a local run.
 
@@ -15,8 +15,8 @@ Running a table on a cluster, from a login node that has ``sbatch`` / ``srun`` o
 Everything a task writes must be visible from the login node: keep the results root (``--results``), the
 ``lib``/``notebooks`` checkout and ``$TRANSFERLAB_CACHE`` (mini hub models) on a shared file system, and
 ``data_root`` / ``$TORCH_HOME`` where the compute nodes can read them. submitit's own files (the pickled task,
-each task's stdout / stderr) go to ``<results>/<paper>/.slurm/``; each cell's papermill log is
-``<run_dir>/papermill.log`` as with the local executor.
+each task's stdout / stderr) go to ``<results>/<paper>/.slurm/``; each cell's log is ``<run_dir>/run.log`` as
+with the local executor.
 
 Settings read from the environment, each mapped to one of submitit's ``update_parameters``:
 
@@ -55,8 +55,10 @@ from pathlib import Path
 import submitit
 
 from transferlab.config import ConfigError
+from transferlab.nbexec import pythonpath_with_lib
 from transferlab.results import atomic_write_json
-from transferlab.runner import pythonpath_with_lib
+from transferlab.runner.cell import execute
+from transferlab.runner.workers import gpu_ids
 
 CLUSTER_ENV = "TRANSFERLAB_SUBMITIT_CLUSTER"
 DEFAULT_TIME_MIN = 360
@@ -120,32 +122,26 @@ def make_executor(folder: Path, jobs: int, name: str) -> submitit.AutoExecutor:
             except (ValueError, TypeError):
                 raise ConfigError(f"TRANSFERLAB_SLURM_EXTRA={extra!r} must be a JSON object") from None
     else:  # one machine: every local task would get GPU 0, so ask for one only where there is one
-        from transferlab.runner import _gpu_ids
-
-        params["gpus_per_node"] = min(gpus or 0, len(_gpu_ids()))
+        params["gpus_per_node"] = min(gpus or 0, len(gpu_ids()))
     executor.update_parameters(**params)
     return executor
 
 
-def cell_env(threads: int | None = None) -> dict[str, str]:
-    """The environment of a cell's papermill process inside a task: run_local's conventions, the task's CPUs."""
-    env = dict(os.environ)
-    env["TRANSFERLAB_PROGRESS"] = "text"
-    env["PYTHONPATH"] = pythonpath_with_lib(os.environ.get("PYTHONPATH"))
-    if threads is None:  # on a cluster: the CPUs SLURM gave this task
+def task_threads(threads: int | None = None) -> int:
+    """CPU threads of a task: given (a local test), or the CPUs SLURM gave this task."""
+    if threads is None:
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or len(os.sched_getaffinity(0)) or 1)
-    env["TRANSFERLAB_THREADS"] = str(max(1, threads))
-    return env  # CUDA_VISIBLE_DEVICES stays what SLURM (or submitit's local executor) set for this task
+    return max(1, threads)
 
 
 class CellJob(submitit.helpers.Checkpointable):
-    """One array task: one cell through ``runner._run_cell``. Checkpointable: a timed-out task is requeued as is."""
+    """One array task: one cell, executed in the task's process. Checkpointable: a timed-out task is requeued as is
+    and the cell resumes from its own checkpoint."""
 
-    def __call__(self, planned, notebook: str, threads: int | None = None) -> str:
-        from transferlab.runner import _run_cell
-
-        _, status = _run_cell(planned, Path(notebook), cell_env(threads))
-        return status
+    def __call__(self, planned, root: str, notebook: str = "", threads: int | None = None) -> str:
+        os.environ["TRANSFERLAB_THREADS"] = str(task_threads(threads))
+        os.environ["TRANSFERLAB_PROGRESS"] = "text"
+        return execute(planned.cfg, planned.run_dir, Path(root), notebook)["status"]
 
 
 @contextmanager
@@ -191,18 +187,38 @@ def _record_lost(planned, job, err: BaseException) -> None:
     )
 
 
-def run_slurm(
-    todo: list, notebook: Path, jobs: int, progress=None, folder: Path | str = ".slurm"
-) -> dict[str, int]:
+def _reply(planned, status: str, err: BaseException | None) -> dict:
+    """The outcome of a finished task in the local executor's words (headline metric or the cause)."""
+    from transferlab.results import finished_result
+    from transferlab.runner.cell import headline
+
+    result = finished_result(planned.run_dir)
+    if status == "done" and result is not None:
+        return {"status": "done", **headline(result)}
+    error = f"{type(err).__name__}: {err}" if err is not None else _recorded_error(planned.run_dir)
+    return {"status": "failed", "error": error[:500], "log": str(planned.run_dir / "run.log")}
+
+
+def _recorded_error(run_dir: Path) -> str:
+    try:
+        return json.loads((run_dir / "failed.json").read_text()).get("error", "see failed.json")
+    except (OSError, ValueError):
+        return "the task ended without a result"
+
+
+def run_slurm(todo: list, root: Path, jobs: int, on_result=None, folder: Path | str = ".slurm",
+              notebooks: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
     """Run ``todo`` (runner.Planned cells) as one submitit job array; returns counts of done / failed cells."""
     if not todo:
         return {"done": 0, "failed": 0}
     folder = Path(folder).resolve()
-    paper = todo[0].cell.params.get("paper", "cells")
-    executor = make_executor(folder / "%j", jobs, f"transferlab-{paper}")
+    papers = sorted({p.cfg.paper for p in todo})
+    executor = make_executor(
+        folder / "%j", jobs, f"transferlab-{papers[0] if len(papers) == 1 else 'tables'}"
+    )
     cluster = executor.cluster
     jobs = max(1, jobs)
-    notebook_path = str(Path(notebook).resolve())
+    root_path = str(Path(root).resolve())
     # A local machine shares its CPUs between the tasks that run at once; a cluster task owns its allocation.
     threads = None if cluster == "slurm" else max(1, (os.cpu_count() or 1) // jobs)
     task = CellJob()
@@ -216,16 +232,18 @@ def run_slurm(
 
     def submit(cells: list) -> None:
         with _submission_env():
-            submitted = executor.map_array(task, cells, [notebook_path] * len(cells), [threads] * len(cells))
+            books = [(notebooks or {}).get(p.cfg.paper, "") for p in cells]
+            submitted = executor.map_array(
+                task, cells, [root_path] * len(cells), books, [threads] * len(cells)
+            )
         pending.update(zip(submitted, cells))
 
     try:
         if cluster == "slurm":  # one array; SLURM enforces slurm_array_parallelism
             submit(queue)
             queue = []
-            if progress is not None:
-                progress.write(f"submitted job array {next(iter(pending)).job_id.split('_')[0]} "
-                               f"({len(pending)} tasks, logs in {folder})")  # fmt: skip
+            print(f"submitted job array {next(iter(pending)).job_id.split('_')[0]} ({len(pending)} tasks, logs in "
+                  f"{folder})", flush=True)  # fmt: skip
         while pending or queue:
             if queue and len(pending) < jobs:  # local / debug: keep at most `jobs` tasks in flight
                 free = jobs - len(pending)
@@ -237,9 +255,8 @@ def run_slurm(
                 if err is not None:  # the task itself died: time limit, OOM, node failure, cancelled
                     _record_lost(planned, job, err)
                 counts[status] += 1
-                if progress is not None:
-                    progress.set_postfix_str(f"{planned.run_dir.name}: {status}", refresh=False)
-                    progress.update()
+                if on_result is not None:
+                    on_result(planned, _reply(planned, status, err))
             if not finished:
                 time.sleep(POLL_S.get(cluster, 5.0))
     except BaseException:  # Ctrl-C or an error here: do not leave tasks running on the cluster

@@ -3,7 +3,7 @@
 Each case pits a subject (``arms[0]``) against baselines on the SAME pre-generated batches (made once, on the device,
 channels_last) in one process, with fit()'s optimizer and precision (fp32 CPU, bf16 autocast GPU). Every arm takes
 ``WARMUP_STEPS`` steps; then ``repeats`` runs of ``steps`` steps alternate the arms' order; ``t ratio`` = median over
-repeats of subject time / arm time (> 1: subject slower). ``peak MB``: :func:`transferlab.cost.step_peak_memory`
+repeats of subject time / arm time (> 1: subject slower). ``peak MB``: :func:`transferlab.perf.cost.step_peak_memory`
 (CUDA max_memory_allocated; CPU: RSS high-water mark in a fresh process); ``mem ratio`` = subject / arm. An ensemble
 arm is K separately built models, each stepped on every batch (not the ``ensemble`` method).
 
@@ -33,14 +33,16 @@ from pathlib import Path
 
 import torch
 
-from transferlab import bench
-from transferlab.bench import _load, machine
 from transferlab.config import ConfigError, RunConfig
-from transferlab.cost import count_macs, count_params, step_peak_memory, timed
 from transferlab.experiment import setup_runtime
 from transferlab.methods import METHODS, Method, method_config
 from transferlab.models import BACKBONES, build_backbone
+from transferlab.perf import fit as bench
+from transferlab.perf.cost import count_macs, count_params, step_peak_memory, timed
+from transferlab.perf.fit import _load, machine
 from transferlab.results import atomic_write_json, provenance
+from transferlab.tasks import Task
+from transferlab.tasks.classification import Classification
 from transferlab.train import autocast_dtype, channels_last, make_optimizer
 
 WARMUP_STEPS = 3
@@ -77,31 +79,31 @@ class Case:
 
 
 # ----------------------------------------------------------------------------------- builders (random weights)
-def finetune_from(run: RunConfig, num_classes: int, i: int) -> Method:
+def finetune_from(run: RunConfig, task: Task, i: int) -> Method:
     """``finetune`` (as Method.build) of model i of the hub ``run.pretrained = "hub:<name>"``, or, with
     ``pretrained="none"``, of ``run.backbone`` with random weights (a step costs the same with any weights)."""
-    from transferlab.methods.zoo_tuning import hub_of
+    from transferlab.methods.hubs import hub_of
 
-    if run.pretrained == "none":
+    if run.weights.is_none:
         backbone = build_backbone(run.backbone, "none")
     else:
-        hub = hub_of(run.pretrained, "finetune")
+        hub = hub_of(run)
         backbone = hub.load(hub.names()[i], data_root=run.data.data_root)
-    backbone.reset_head(num_classes)
-    return METHODS.get("finetune")(backbone, num_classes, method_config("finetune", dict(run.method_params)))
+    backbone.reset_head(task.outputs)
+    return METHODS.get("finetune")(backbone, task, method_config("finetune", dict(run.method_params)))
 
 
-def l2t_random_source(run: RunConfig, num_classes: int, i: int) -> Method:
+def l2t_random_source(run: RunConfig, task: Task, i: int) -> Method:
     """L2T-ww's 32×32 setting (l2t_resnet32 → vgg9_bn) with a randomly initialised source ResNet-32."""
     from transferlab.methods.l2t_ww_setup import SETTINGS, FrozenSource
 
     cls, setting = METHODS.get(run.method), SETTINGS[("l2t_resnet32", "vgg9_bn")]
     target = build_backbone(run.backbone, "none")
-    target.reset_head(num_classes, keep_source=False)
+    target.reset_head(task.outputs, keep_source=False)
     source = FrozenSource(BACKBONES.get("cifar_resnet32")(200), "blocks")
     pairs, widths = cls.default_pairs(setting), (setting.source_widths, setting.target_widths)
     cfg = method_config(run.method, dict(run.method_params))
-    return cls(target, num_classes, cfg, source, pairs, *widths)
+    return cls(target, task, cfg, source, pairs, *widths)
 
 
 @dataclass(frozen=True)
@@ -187,16 +189,16 @@ def run_config(case: Case, arm: Arm) -> RunConfig:
 
 def build_arm(case: Case, arm: Arm, device: torch.device) -> tuple[list[Method], RunConfig]:
     """The arm's model(s) in train mode, placed as fit() places them (device, channels_last, autocast dtype)."""
-    run, nc = run_config(case, arm), case.num_classes
+    run, task = run_config(case, arm), Classification(case.num_classes)
     torch.manual_seed(0)
     methods = [
-        arm.build(run, nc, i) if arm.build else METHODS.get(arm.method).build(run, nc)
+        arm.build(run, task, i) if arm.build else METHODS.get(arm.method).build(run, task)
         for i in range(arm.copies)
     ]
     for m in methods:
         m.to(device).train()
         channels_last(m)
-        m.autocast_dtype = autocast_dtype(run, device)
+        m.set_precision(autocast_dtype(run, device))
     return methods, run
 
 

@@ -33,7 +33,7 @@ What is measured, and how:
   ``reset_peak_memory_stats()``, ``steps`` steps, ``max_memory_allocated()`` − baseline (``peak_total_mb``: without
   the subtraction). CPU: process-wide ``ru_maxrss`` is the high-water mark of everything the process ever did, so
   it is not per case; and the profiler's memory events see only tensors from the c10 allocator (not oneDNN
-  scratch or allocator overhead). So the CPU step runs in a **fresh process** (``python -m transferlab.cost``): the method
+  scratch or allocator overhead). So the CPU step runs in a **fresh process** (``python -m transferlab.perf.cost``): the method
   (pickled with ``torch.save``) is loaded there, one no-grad forward initialises thread pools and libraries, freed
   heap is returned to the OS (glibc ``malloc_trim``), the RSS (``VmRSS``) is the baseline, the kernel's
   high-water mark is reset to it (``/proc/self/clear_refs`` ← 5, Linux ≥ 4.0), ``steps`` steps run, and
@@ -88,10 +88,11 @@ def count_macs(fn: Callable, *args) -> int:
 
 def inference_model(method: Method) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module | None, str]:
     """(forward, module or None, rule): the collapsed model if the method has ``collapse()``, else ``predict``."""
-    if callable(getattr(method, "collapse", None)):
-        model = method.collapse().eval()
+    model = method.inference_model()
+    if model is not None:
+        model = model.eval()
         channels_last(model)
-        return model, model, "collapse()"
+        return model, model, "inference_model()"
     return method.predict, None, "predict()"
 
 
@@ -211,7 +212,7 @@ def step_peak_memory(
             return {"peak_step_mb": None, "memory_how": how, "memory_note": f"cannot pickle: {err}"}
         # a new interpreter (not multiprocessing: its spawn re-runs the caller's main script, e.g. a notebook's)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        cmd = [sys.executable, "-m", "transferlab.cost", path, str(steps)]
+        cmd = [sys.executable, "-m", "transferlab.perf.cost", path, str(steps)]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             return {"peak_step_mb": None, "memory_how": how, "memory_note": done.stderr.strip()[-500:]}
@@ -240,7 +241,7 @@ def measure_cost(
     method.to(device)
     channels_last(method)
     if run is not None:
-        method.autocast_dtype = autocast_dtype(run, device)
+        method.set_precision(autocast_dtype(run, device))
     was_training = method.training
     snapshot = {k: v.detach().clone() for k, v in method.state_dict().items()}
     out: dict = {
@@ -249,18 +250,17 @@ def measure_cost(
         "batch_size": bs,
         "image_shape": list(x.shape[1:]),
     }
-    out["precision"] = str(getattr(method, "autocast_dtype", None) or "fp32").replace("torch.", "")
+    out["precision"] = str(method.autocast_dtype or "fp32").replace("torch.", "")
     out["params_total"] = count_params(method)
     out["params_trainable"] = count_params(method, trainable=True)
 
     method.eval()
     forward, module, rule = inference_model(method)
     out["inference_model"] = rule
-    if callable(
-        getattr(method, "inference_parameters", None)
-    ):  # what any input may need (Hub-Pathway: all K)
+    held = method.inference_parameters()
+    if held is not None:  # what any input may need (Hub-Pathway: all K)
         out["inference_model"] = "inference_parameters()"
-        out["params_inference"] = sum(p.numel() for p in method.inference_parameters())
+        out["params_inference"] = sum(p.numel() for p in held)
     else:
         out["params_inference"] = (
             count_params(module) if module is not None else params_used_by(forward, method, x)
@@ -334,7 +334,9 @@ def cost_table(cases: Mapping[str, dict | tuple] | Iterable[dict], **measure_kwa
     return pd.DataFrame(rows).set_index("case")
 
 
-if __name__ == "__main__":  # the fresh process of step_peak_memory: python -m transferlab.cost FILE STEPS
+if (
+    __name__ == "__main__"
+):  # the fresh process of step_peak_memory: python -m transferlab.perf.cost FILE STEPS
     print(json.dumps(_child_peak(sys.argv[1], int(sys.argv[2]))))
 
 __all__ = ["cost_table", "count_macs", "count_params", "inference_model", "measure_cost", "step_peak_memory"]

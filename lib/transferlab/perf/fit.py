@@ -54,14 +54,15 @@ import torch
 import torch.nn.functional as F
 
 from transferlab.config import RunConfig
-from transferlab.cost import sync
 from transferlab.data.base import DatasetSource, Part, TensorImages
 from transferlab.data.pipeline import TrainStream
 from transferlab.data.splits import SplitIndices
 from transferlab.data.transforms import Preset
 from transferlab.experiment import setup_runtime
 from transferlab.methods import METHODS, Method
+from transferlab.perf.cost import sync
 from transferlab.results import atomic_write_json, provenance
+from transferlab.tasks.classification import Classification
 from transferlab.train import autocast_dtype, fit
 
 TARGET_RATIO = 1.05
@@ -202,7 +203,7 @@ def run_config(case: Case, batch_size: int, steps: int) -> RunConfig:
 
 def _build(cfg: RunConfig, case: Case) -> Method:
     torch.manual_seed(INIT_SEED)  # identical initial weights for fit and the bare loop
-    return METHODS.get("scratch").build(cfg, case.num_classes)
+    return METHODS.get("scratch").build(cfg, Classification(case.num_classes))
 
 
 def time_fit(cfg: RunConfig, case: Case, bank: Bank, device: torch.device) -> tuple[float, torch.nn.Module]:

@@ -3,7 +3,7 @@ Hub-Pathway's cost tables), written next to the table's runs for the report.
 
 For every distinct (method, pre-trained weights, method parameters) of the table — one row per single hub model,
 one per hub method — the method is built as the table's first cell with it would build it (seed 0, the first
-dataset), and :func:`transferlab.cost.measure_cost` measures it on one real training batch of that dataset at the
+dataset), and :func:`transferlab.perf.cost.measure_cost` measures it on one real training batch of that dataset at the
 table's batch size: parameters (all, trainable, at inference — the collapsed model for lite Zoo-Tuning), MACs per
 image, training and inference images/s, the peak memory of a training step (a fresh process on the CPU).
 ``prepare()`` is not run: what a method prepares (distillation's trained teacher, Co-Tuning's relationship) changes
@@ -53,23 +53,26 @@ def distinct_configs(paper: str, table: str, protocol: str) -> list[tuple[str, R
 def example_batch(cfg: RunConfig, device: torch.device) -> tuple[tuple[torch.Tensor, torch.Tensor], int]:
     """The first augmented training batch of the run's dataset (as ``fit()`` would draw it), and its class count."""
     d = cfg.data
-    source, splits, preset = load_data(cfg)
+    source, splits, preset, task = load_data(cfg)
     stream = TrainStream(source.train, splits.train, preset, d.batch_size, cfg.seed, device, d.num_workers)
-    return next(stream.batches(0)), source.num_classes
+    return next(stream.batches(0)), task
 
 
 def measure_table(paper: str, table: str, protocol: str, root: Path | str = RESULTS_DIR, memory: bool = True,
                   out=print) -> Path:  # fmt: skip
-    from transferlab.cost import measure_cost
+    from transferlab.hubbuild import ensure_assets
+    from transferlab.perf.cost import measure_cost
 
     configs = distinct_configs(paper, table, protocol)
+    for _, cfg in configs:
+        ensure_assets(cfg)  # the mini-hub models the methods are built from
     device = setup_runtime(configs[0][1])
-    (x, y), num_classes = example_batch(configs[0][1], device)
+    (x, y), task = example_batch(configs[0][1], device)
     rows = []
     for i, (label, cfg) in enumerate(configs):
         out(f"[{i + 1}/{len(configs)}] {label}")
         torch.manual_seed(0)
-        method = METHODS.get(cfg.method).build(cfg, num_classes)
+        method = METHODS.get(cfg.method).build(cfg, task)
         measured = measure_cost(method, (x, y), cfg, steps=10, repeats=5, memory=memory)
         rows.append({"label": label, "pretrained": cfg.pretrained, **measured})
         del method
@@ -83,7 +86,7 @@ def measure_table(paper: str, table: str, protocol: str, root: Path | str = RESU
 
 def load_table(paper: str, table: str, protocol: str, root: Path | str = RESULTS_DIR):
     """The saved cost table as a readable DataFrame (None if not measured)."""
-    from transferlab.cost import cost_table
+    from transferlab.perf.cost import cost_table
 
     path = cost_path(paper, table, protocol, root)
     if not path.exists():

@@ -1,0 +1,167 @@
+"""Pre-training the mini hub: each model's ``recipe()`` run through the suite's own experiment pipeline, cached.
+
+:mod:`transferlab.models.mini_hub` describes the models and loads them; training them needs the experiment layer,
+so it lives here, above it. ``ensure(name)`` builds a model once (a file lock makes parallel processes wait for one
+build instead of racing; a corrupt cache entry is deleted and rebuilt) and returns its path and manifest;
+``ensure_all(names, jobs)`` builds several in parallel single-thread processes, parents before their descendants,
+saying "model k of n" as each finishes. ``ensure_assets(cfg)`` builds what one run needs (``Method.assets``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+
+from transferlab.config import RunConfig
+from transferlab.experiment import check, train
+from transferlab.methods import METHODS
+from transferlab.models import mini_hub
+from transferlab.models.hub import HUBS, MiniHubWeights
+from transferlab.models.weights import sha256_file
+from transferlab.refs import WeightsRef
+from transferlab.results import atomic_torch_save, atomic_write_json
+
+
+def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
+    weights, manifest = mini_hub._paths(model)
+    cfg = check(model.recipe().replace(data_root=data_root))
+    if verbose:
+        print(
+            f"pre-training mini hub model {model.name!r}: {model.description} ({model.iterations} steps)",
+            flush=True,
+        )
+    start = time.perf_counter()
+    work = weights.parent / ".work" / weights.stem
+    prev_threads, prev_env = torch.get_num_threads(), os.environ.get("TRANSFERLAB_THREADS")
+    os.environ["TRANSFERLAB_THREADS"] = (
+        "1"  # results depend on the thread count in the last bits: one file for all
+    )
+    with torch.random.fork_rng(devices=[]):  # pre-training on a cold cache must not move the caller's RNG
+        try:
+            method, result = train(cfg, work)
+        finally:
+            torch.set_num_threads(prev_threads)
+            if prev_env is None:
+                os.environ.pop("TRANSFERLAB_THREADS", None)
+            else:
+                os.environ["TRANSFERLAB_THREADS"] = prev_env
+    atomic_torch_save(weights, {k: v.cpu() for k, v in method.backbone.state_dict().items()})
+    meta = {
+        "name": model.name,
+        "description": model.description,
+        "kind": model.kind,
+        "image_source": model.image_source,
+        "parent": model.parent,
+        "classes": len(result.metrics["per_class_last"]),
+        "pretext_test_top1": result.metrics["test_last"],
+        "recipe": cfg.to_flat(),
+        "recipe_hash": cfg.config_hash(),
+        "sha256": sha256_file(weights),
+        "seconds": round(time.perf_counter() - start, 1),
+        "provenance": result.provenance,
+    }
+    atomic_write_json(manifest, meta)
+    if verbose:
+        print(f"  {model.name}: pretext test accuracy {meta['pretext_test_top1']:.1f}% in {meta['seconds']} s",
+              flush=True)  # fmt: skip
+    return meta
+
+
+def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
+    """Path and manifest of mini-hub model ``name``, pre-training it (and its parent first) if it is not cached."""
+    model = mini_hub.MINI_HUB.get(name)
+    if model.parent:
+        ensure(model.parent, data_root, verbose)
+    with mini_hub.locked(model):
+        found = mini_hub.cached(name)
+        if found is not None:
+            return found
+        _pretrain(model, data_root, verbose)
+    found = mini_hub.cached(name)
+    assert found is not None
+    return found
+
+
+def _build_one(name: str, data_root: str) -> dict:
+    torch.set_num_threads(1)  # one thread per process: 2 threads on a loaded machine run 7–12× slower
+    os.environ["TRANSFERLAB_THREADS"] = "1"
+    return ensure(name, data_root, verbose=False)[1]
+
+
+def _levels(names: list[str]) -> list[list[str]]:
+    """``names`` and their ancestors grouped so that every model comes after its parent."""
+    depth: dict[str, int] = {}
+
+    def level(n: str) -> int:
+        if n not in depth:
+            parent = mini_hub.MINI_HUB.get(n).parent
+            depth[n] = 0 if not parent else level(parent) + 1
+        return depth[n]
+
+    for n in names:
+        level(n)
+    return [[n for n in depth if depth[n] == d] for d in range(max(depth.values(), default=-1) + 1)]
+
+
+def ensure_all(
+    names: list[str] | None = None, data_root: str = "data", jobs: int = 0, out=print
+) -> dict[str, dict]:
+    """Build every model in ``names`` (default: the whole mini hub) that is not cached, ``jobs`` single-thread
+    processes at a time (0: one per core), parents first; returns name → manifest."""
+    names = list(names or mini_hub.MINI_HUB.names())
+    todo = [n for n in names if mini_hub.cached(n) is None]
+    metas = {n: mini_hub.cached(n)[1] for n in names if n not in todo}  # type: ignore[index]
+    total, done = len(todo), 0
+    jobs = jobs or os.cpu_count() or 1
+    for level in _levels(todo):
+        pending = [n for n in level if mini_hub.cached(n) is None]
+        metas.update({n: mini_hub.cached(n)[1] for n in level if n not in pending})  # type: ignore[index]
+        if not pending:
+            continue
+        if jobs == 1 or len(pending) == 1:
+            for n in pending:
+                metas[n] = ensure(n, data_root, verbose=False)[1]
+                done += 1
+                out(_line(done, total, metas[n]))
+            continue
+        context = multiprocessing.get_context("spawn")  # no fork of a process that already runs torch threads
+        with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=context) as pool:
+            futures = {pool.submit(_build_one, n, data_root): n for n in pending}
+            for fut in as_completed(futures):
+                metas[futures[fut]] = fut.result()
+                done += 1
+                out(_line(done, total, metas[futures[fut]]))
+    return {n: metas[n] for n in names}
+
+
+def _line(k: int, n: int, meta: dict) -> str:
+    return (f"mini hub: model {k} of {n} built — {meta['name']}: pretext test {meta['pretext_test_top1']:.1f}% "
+            f"in {meta['seconds']} s")  # fmt: skip
+
+
+def models_of(cfg: RunConfig) -> list[str]:
+    """The mini-hub models a run needs: its own weights and those its method declares (``Method.assets``)."""
+    refs: list[WeightsRef] = METHODS.get(cfg.method).assets(cfg)
+    names: list[str] = []
+    for ref in refs:
+        if ref.kind == "mini":
+            names.append(ref.name)
+        elif ref.kind == "hub":
+            names += [
+                m.weights.model for m in HUBS.get(ref.name).models if isinstance(m.weights, MiniHubWeights)
+            ]
+    return sorted(set(names))
+
+
+def ensure_assets(cfg: RunConfig, verbose: bool = True) -> None:
+    """Pre-train (once) every mini-hub model ``cfg`` needs."""
+    for name in models_of(cfg):
+        ensure(name, cfg.data.data_root, verbose)
+
+
+__all__ = ["ensure", "ensure_all", "ensure_assets", "models_of"]

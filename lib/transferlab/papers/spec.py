@@ -1,0 +1,176 @@
+"""The paper-spec vocabulary: tables as grids of run configurations, cells, papers, and ``resolve``.
+
+Paper specs: each paper's experiment tables as grids of run configurations, with their provenance.
+
+A :class:`Table` is a base configuration (flat ``RunConfig`` fields) plus grid axes (e.g. dataset × method ×
+sample_rate) and per-method overrides, expanded over seeds into :class:`Cell`\\ s. A paper module is the **one
+source of settings** for its cells: notebooks hold only what identifies a run (paper, table, protocol, method,
+dataset, …, seed) plus an ``overrides`` dict, and :func:`resolve` turns that into the cell's validated configuration.
+
+Every cell is validated (:func:`transferlab.experiment.check`: registry names with a "did you mean", the method's
+preconditions) when a table is planned, so a typo fails before anything runs. A part of a paper the suite does not
+implement yet is declared in the table (``missing``: method → reason) and shown as *missing*, never dropped; an
+unknown name is an error, never a missing cell.
+
+Each paper module registers a :class:`Paper` in ``PAPERS``; its tables exist for both protocols (``paper``: the
+published setting; ``mini``: the same structure at CPU scale).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from transferlab.config import ConfigError, RunConfig, flat_field_names
+from transferlab.experiment import check
+from transferlab.registry import Registry
+
+# What identifies a cell of a table (a notebook's parameters cell names these; everything else comes from the spec)
+IDENTITY = ("method", "dataset", "sample_rate", "shots", "pretrained", "method_params")
+
+
+@dataclass(frozen=True)
+class Cell:
+    params: dict[str, Any]  # flat RunConfig fields
+    missing: str = ""  # why the cell cannot run yet (a part of the paper not implemented), "" if it can
+
+    @property
+    def available(self) -> bool:
+        return not self.missing
+
+    def config(self) -> RunConfig:
+        """The cell's validated configuration (method parameters spelled out); ConfigError if anything is wrong."""
+        if self.missing:
+            raise ConfigError(f"cell cannot run: {self.missing}")
+        return check(RunConfig.from_flat(self.params))
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    title: str
+    protocol: str  # mini | paper
+    base: dict[str, Any]  # flat fields shared by every cell
+    grid: (
+        dict[str, list] | list[dict[str, list]]
+    )  # axis → values; cells are the product (a list: a union of grids)
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method flat fields
+    overrides: list[tuple[dict[str, Any], dict[str, Any]]] = field(
+        default_factory=list
+    )  # (if these match, set)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    provenance: str = ""  # where the settings come from (paper table, official code file)
+    notes: str = ""
+    missing: dict[str, str] = field(default_factory=dict)  # method → why it cannot run yet
+
+    def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
+        out = []
+        for grid in [self.grid] if isinstance(self.grid, dict) else self.grid:
+            axes = list(grid)
+            for values in itertools.product(*(grid[a] for a in axes)):
+                for seed in seeds if seeds is not None else self.seeds:
+                    params = self.params_for(dict(zip(axes, values)), seed, paper)
+                    out.append(Cell(params, self.missing.get(params.get("method", ""), "")))
+        return out
+
+    def params_for(self, identity: dict[str, Any], seed: int, paper: str = "") -> dict[str, Any]:
+        """The flat fields of the cell with these grid values: base, grid values, per-method and conditional
+        overrides, in that order."""
+        params = {**self.base, **identity, "seed": seed, "table": self.name}
+        params.update(self.method_overrides.get(params.get("method", ""), {}))
+        for match, updates in self.overrides:
+            if all(params.get(k) == v for k, v in match.items()):
+                params.update(updates)
+        params.setdefault("protocol", self.protocol)
+        if paper:
+            params.setdefault("paper", paper)
+        return params
+
+    def axes(self) -> dict[str, list]:
+        """Every grid axis with the values it takes (over the union of grids)."""
+        out: dict[str, list] = {}
+        for grid in [self.grid] if isinstance(self.grid, dict) else self.grid:
+            for axis, values in grid.items():
+                out.setdefault(axis, [])
+                out[axis] += [v for v in values if v not in out[axis]]
+        return out
+
+
+@dataclass(frozen=True)
+class Paper:
+    name: str
+    title: str
+    link: str
+    notebook: str  # notebooks/<notebook>.py runs one cell or one table of this paper
+    tables: dict[tuple[str, str], Table]  # (table name, protocol) → Table
+    not_implemented: dict[str, str] = field(
+        default_factory=dict
+    )  # parts of the paper the suite does not cover
+    claims: dict[str, str] = field(default_factory=dict)  # table → the paper's claim its mini table tests
+
+    def table(self, name: str, protocol: str) -> Table:
+        key = (name, protocol)
+        if key not in self.tables:
+            valid = sorted({t for t, p in self.tables if p == protocol})
+            raise ConfigError(
+                f"paper {self.name!r} has no table {name!r} for protocol {protocol!r}; "
+                f"its {protocol} tables: {', '.join(valid) or 'none'}"
+            )
+        return self.tables[key]
+
+    def table_names(self, protocol: str) -> list[str]:
+        return [t for t, p in self.tables if p == protocol]  # in the paper module's order: main table first
+
+
+PAPERS: Registry[Paper] = Registry("paper")
+
+
+def register(paper: Paper) -> Paper:
+    for t in paper.tables.values():
+        for cell in t.cells(paper=paper.name)[:1]:
+            if cell.available:  # validates the spec itself at import: a typo in a paper module fails loudly
+                cell.config()
+    PAPERS.register(paper.name)(paper)
+    return paper
+
+
+def resolve(paper: str, table: str, protocol: str = "mini", seed: int = 0, overrides: dict | None = None,
+            **identity: Any) -> RunConfig:  # fmt: skip
+    """The configuration of one cell of a paper's table, from what identifies it (``method``, ``dataset``,
+    ``sample_rate``, ``shots``, ``pretrained``, ``method_params``: the values the cell takes on the table's axes;
+    axes left out take the table's first value) plus ``overrides`` (any flat field, for exploration: the result
+    then has its own config hash, so it never passes for the table's cell). ConfigError names what is wrong."""
+    spec = PAPERS.get(paper).table(table, protocol)
+    unknown = sorted(set(identity) - set(IDENTITY))
+    if unknown:
+        raise ConfigError(
+            f"{unknown} do not identify a cell; use {', '.join(IDENTITY)} (other fields: overrides)"
+        )
+    grids = [spec.grid] if isinstance(spec.grid, dict) else spec.grid
+    # the first sub-grid that holds every given value on its axes (values on no axis are off-grid: allowed, for
+    # exploration, e.g. another method on the table's data)
+    fits = [g for g in grids if all(v in g[a] for a, v in identity.items() if a in g)]
+    if not fits:
+        axes = spec.axes()
+        wrong = {a: v for a, v in identity.items() if a in axes and v not in axes[a]}
+        detail = (
+            "; ".join(f"{a} is one of {axes[a]}, not {v!r}" for a, v in wrong.items())
+            or "no sub-grid has them all"
+        )
+        raise ConfigError(f"table {paper}/{table} ({protocol}) has no cell with {identity}: {detail}")
+    chosen = {a: identity.get(a, values[0]) for a, values in fits[0].items()}
+    chosen.update(identity)
+    params = spec.params_for(chosen, seed, paper)
+    valid = set(flat_field_names())
+    bad = sorted(set(overrides or {}) - valid)
+    if bad:
+        raise ConfigError(f"unknown override(s) {bad}; valid fields: {', '.join(sorted(valid))}")
+    params.update(overrides or {})
+    method = params.get("method", "")
+    if method in spec.missing:
+        raise ConfigError(f"{paper}/{table}: {method} cannot run yet: {spec.missing[method]}")
+    return check(RunConfig.from_flat(params))
+
+
+__all__ = ["IDENTITY", "PAPERS", "Cell", "Paper", "Table", "register", "resolve"]
