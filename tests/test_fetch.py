@@ -28,6 +28,7 @@ from fixtures_data import (
     make_cifar10,
     make_cub_native,
     make_eurosat,
+    make_fashion_mnist,
     make_image_lists,
     patch_md5,
     write_jpeg,
@@ -100,7 +101,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch):
-    """Fail any test that would open a socket to anything but 127.0.0.1 (the fixtures' own server)."""
+    """Fail any test that would open a socket to anything but 127.0.0.1 (the fixtures' own server); no proxy."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
     real = socket.create_connection
 
     def guarded(address, *args, **kwargs):
@@ -179,6 +183,11 @@ def cifar10_bodies(tmp: Path, monkeypatch) -> dict[str, bytes]:
 def cub_bodies(tmp: Path) -> dict[str, bytes]:
     make_cub_native(tmp / "build")
     return {"CUB_200_2011.tgz": tar_bytes(tmp / "build", ["CUB_200_2011"])}
+
+
+def test_the_guard_stops_any_other_address_before_it_is_contacted(tmp_path):
+    with pytest.raises(AssertionError, match="192.0.2.1"):  # TEST-NET-1: never routed anyway
+        download(["http://192.0.2.1/x.tgz"], tmp_path / "x.tgz", (), FAST, False)
 
 
 # ------------------------------------------------------------------------------------------------- the table
@@ -296,19 +305,21 @@ def test_a_server_ignoring_range_restarts_the_file_cleanly(server, tmp_path):
     assert dest.read_bytes() == body and got["md5"] == md5(body) and srv.log[0][2] == 200
 
 
-def test_mirror_fallback_after_404_and_bounded_retries_on_500(server, tmp_path):
+def test_mirror_fallback_after_404_500_and_cuts_with_bounded_retries(server, tmp_path):
     base, srv = server
     body = b"payload" * 1000
-    srv.files["/good/f.bin"] = body
+    srv.files["/good/f.bin"] = srv.files["/flaky/f.bin"] = body
+    srv.cut["/flaky/f.bin"] = [100] * FAST.attempts  # every attempt dies after 100 more bytes
     srv.broken.add("/broken/f.bin")
-    urls = [f"{base}/missing/f.bin", f"{base}/broken/f.bin", f"{base}/good/f.bin"]
-    got = download(
-        urls, tmp_path / "f.bin", (Checksum("sha256", hashlib.sha256(body).hexdigest(), "t"),), FAST
-    )
-    assert got["url"] == urls[2]
+    urls = [f"{base}/missing/f.bin", f"{base}/broken/f.bin", f"{base}/flaky/f.bin", f"{base}/good/f.bin"]
+    sha = (Checksum("sha256", hashlib.sha256(body).hexdigest(), "t"),)
+    got = download(urls, tmp_path / "f.bin", sha, FAST, False)
+    assert got["url"] == urls[3] and (tmp_path / "f.bin").read_bytes() == body
     paths = [p for p, *_ in srv.log]
     assert paths.count("/missing/f.bin") == 1  # a 404 is not retried
-    assert paths.count("/broken/f.bin") == FAST.attempts  # a 500 is, a bounded number of times
+    assert paths.count("/broken/f.bin") == paths.count("/flaky/f.bin") == FAST.attempts  # bounded retries
+    assert [r for p, r, _ in srv.log if p == "/flaky/f.bin"] == [None, "bytes=100-", "bytes=200-"]
+    assert [r for p, r, _ in srv.log if p == "/good/f.bin"] == [None]  # a mirror starts from byte 0
 
 
 def test_checksum_mismatch_names_file_and_digests_and_keeps_the_users_files(
@@ -542,6 +553,39 @@ def test_stanford_dogs_mat_lists_become_image_lists(server, tmp_path):
     src = load("stanford_dogs", root)
     assert src.classes == breeds
     assert (src.train.targets.tolist(), src.test.targets.tolist()) == ([0, 1, 0], [1, 0])
+
+
+def test_mit_indoor67_official_lists_become_image_lists(server, tmp_path):
+    base, srv = server
+    build = tmp_path / "build"
+    rows = {
+        "train": ["kitchen/a.jpg", "bar/b b.jpg", "kitchen/c.jpg"],
+        "test": ["bar/d.jpg", "kitchen/e.jpg"],
+    }
+    for i, rel in enumerate(rows["train"] + rows["test"]):
+        write_jpeg(build / "Images" / rel, seed=i)
+    bodies = {"indoorCVPR_09.tar": tar_bytes(build, ["Images"], "w"),
+              "TrainImages.txt": "\r\n".join(rows["train"]).encode(),  # Windows line ends, as published
+              "TestImages.txt": "\n".join(rows["test"]).encode()}  # fmt: skip
+    serve(srv, "mit_indoor67", bodies, sums=False)
+    root = tmp_path / "data"
+    fetch("mit_indoor67", root, table(base), retry=FAST, progress=False)
+    src = load("mit_indoor67", root)
+    assert src.classes == ["bar", "kitchen"] and src.info["layout"] == "image lists"
+    assert (src.train.targets.tolist(), src.test.targets.tolist()) == ([1, 0, 1], [0, 1])
+    assert (root / "mit_indoor67" / "TrainImages.txt").is_file()  # the official lists stay beside ours
+
+
+def test_fashion_mnist_files_are_placed_in_torchvisions_folder(server, tmp_path):
+    base, srv = server
+    make_fashion_mnist(tmp_path / "build", gz=True)
+    raw = tmp_path / "build" / "FashionMNIST" / "raw"
+    row = serve(srv, "fashion_mnist", {p.name: p.read_bytes() for p in raw.iterdir()})
+    root = tmp_path / "data"
+    manifest = fetch("fashion_mnist", root, table(base, row), retry=FAST, progress=False)
+    src = load("fashion_mnist", root)
+    assert (len(src.train), len(src.test)) == (4, 2) and manifest["entries"] == ["raw"]
+    assert (root / "FashionMNIST" / MANIFEST).is_file() and not (root / "fashion_mnist").exists()
 
 
 # -------------------------------------------------------------------------------------------------- data list

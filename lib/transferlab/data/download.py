@@ -7,7 +7,8 @@ Why each rule exists:
 - **An interrupted fetch resumes.** The next attempt asks for ``Range: bytes=<size of .part>-``; a server that
   answers 206 is appended to, one that ignores the range (200) restarts the file from byte 0, cleanly.
 - **Bounded retries.** Each URL gets ``Retry.attempts`` tries with exponential backoff (transient errors only: a
-  cut connection, a timeout, a 5xx); a 4xx such as 404 moves on to the next mirror at once.
+  cut connection, a timeout, a 5xx); a 4xx such as 404 moves on to the next mirror at once. A mirror starts the
+  file from byte 0 (bytes from two servers are never spliced together).
 - **A checksum mismatch names the file, the expected and the actual digests**, and deletes only our own ``.part``
   (a wrong file from one mirror is not resumed from another). A finished ``<name>`` that does not match is the
   user's to inspect: it is reported, never deleted.
@@ -180,7 +181,9 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     failures = []
-    for url in urls:
+    for i, url in enumerate(urls):
+        if i and part.exists():
+            part.unlink()  # never splice bytes from two servers: a mirror starts from byte 0
         why = _attempts(url, part, retry, progress)
         if why is None:
             found = digests(part)
@@ -192,4 +195,4 @@ def download(
             why = f"checksum mismatch for {dest.name}: {'; '.join(bad)}"
         failures.append(f"{url}: {why}")
     kind = ChecksumMismatch if failures and all("checksum mismatch" in f for f in failures) else FetchError
-    raise kind(f"could not download {dest.name}:\n  " + "\n  ".join(failures))
+    raise kind(f"could not download {dest.name}: " + " | ".join(failures))

@@ -45,6 +45,7 @@ def manual_message(src: Source, root: Path, why: str = "") -> str:
     head = why or f"{src.key}: no automatic public download ({src.page})"
     text = f"{head}.\nManual steps:\n" + "\n".join(f"  {line}" for line in src.manual.splitlines())
     text += f"\nExpected layout (<data_root> = {root}):\n{src.layout}"
+    text += f"\nNote: {src.notes}" if src.notes else ""
     return text + f"\nThen: transferlab data check {src.dataset} --root {root}"
 
 
@@ -143,7 +144,8 @@ def fetch(
     if not src.downloads:
         raise ManualSteps(manual_message(src, root))
     manifest = {"schema": 1, "source": src.key, "dataset": src.dataset, "title": src.title, "page": src.page,
-                "licence": src.licence, "fetched_at": _now(), "folder": str(folder), "files": []}  # fmt: skip
+                "licence": src.licence, "notes": src.notes, "fetched_at": _now(), "folder": str(folder),
+                "files": []}  # fmt: skip
     paths = {}
     for d in src.downloads:
         log(f"{src.key}: {d.name} ({d.urls[0]})")

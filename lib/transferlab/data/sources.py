@@ -94,19 +94,19 @@ ROWS = (
         "  <data_root>/cifar10/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
         (Download("cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
                   _sum("md5", "c58f30108f718f92721af3b95e74349a", "torchvision cifar.py CIFAR10.tgz_md5"),
-                  170498071),),
+                  170498071),),  # size: the Content-Length in torchvision's and Keras's download logs
     ),
     Source(
         "cifar100", "CIFAR-100, python version", CIFAR_PAGE, CIFAR_LICENCE,
         "  <data_root>/cifar100/cifar-100-python/{train,test,meta}",
         (Download("cifar-100-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
                   _sum("md5", "eb9058c3a382ffc7106e4002c42a8d85", "torchvision cifar.py CIFAR100.tgz_md5"),
-                  169001437),),
+                  169001437),),  # size: as for CIFAR-10
     ),
     Source(
         "stl10", "STL-10, binary version", "https://cs.stanford.edu/~acoates/stl10/", IMAGENET_TERMS,
         "  <data_root>/stl10/stl10_binary/{train,test,unlabeled}_X.bin  {train,test}_y.bin  class_names.txt",
-        (Download("stl10_binary.tar.gz", ("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",),  # tv
+        (Download("stl10_binary.tar.gz", ("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",),  # STL10.url
                   (Checksum("md5", "91f7769df0f17e558f3565bffb0c7dfb", "torchvision stl10.py STL10.tgz_md5"),
                    Checksum("sha256", "f31fd99273a1acb8609c8db427cebb1de3f71de77758cdc0e22956e1289b9866",
                             TFDS.format("stl10"))), 2640397119),),
