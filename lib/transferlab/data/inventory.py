@@ -29,12 +29,14 @@ class Status:
     detail: str
 
 
-def human(size: int) -> str:
+def human(size: float) -> str:
+    """Bytes in decimal units, three significant digits (``1.15 GB``)."""
+    unit = "B"
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.3g} {unit}"
+            break
         size /= 1000
-    return ""
+    return f"{size:.0f} B" if unit == "B" else f"{size:.3g} {unit}"
 
 
 def summary(src: Source) -> str:
@@ -46,23 +48,22 @@ def summary(src: Source) -> str:
         checked = f"{'+'.join(kinds)} checked"
     else:
         checked = "no published checksum" + (" for some files" if kinds else "") + " (ours is recorded)"
-    size = (
-        human(src.size) if all(d.size for d in src.downloads) else f"≥ {human(src.size)}" if src.size else ""
-    )
-    return f"{size or 'size unknown'} to download, {checked}" + ("; plus manual steps" if src.manual else "")
+    if all(d.size for d in src.downloads):
+        size = human(src.size)
+    else:  # some sizes are not published
+        size = f"≥ {human(src.size)}" if src.size else "size unknown"
+    return f"{size} to download, {checked}" + ("; plus manual steps" if src.manual else "")
 
 
 def status(name: str, root: str | Path, sources: dict[str, Source] | None = None) -> Status:
     """What ``transferlab data list`` shows for one dataset: the manifest and the layout check, no download."""
     table, root = sources_table(sources), Path(root)
     if name not in table:
-        builtin = name.startswith("mini_")
-        detail = (
-            "mini protocol: in memory (Fashion-MNIST, scikit-learn digits)"
-            if builtin
-            else "no row in sources"
-        )
-        return Status(name, "built in" if builtin else "unknown", "-", detail)
+        if name.startswith("mini_"):
+            return Status(
+                name, "built in", "-", "mini protocol: in memory (Fashion-MNIST, scikit-learn digits)"
+            )
+        return Status(name, "unknown", "-", "no row in transferlab/data/sources.py")
     src = table[name]
     folder = root / src.where
     ok, detail = check_layout(src, root)

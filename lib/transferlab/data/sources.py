@@ -92,6 +92,7 @@ ROWS = (
     Source(
         "cifar10", "CIFAR-10, python version", CIFAR_PAGE, CIFAR_LICENCE,
         "  <data_root>/cifar10/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
+        # URL: the CIFAR page's "python version" link (= torchvision cifar.py CIFAR10.url)
         (Download("cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
                   _sum("md5", "c58f30108f718f92721af3b95e74349a", "torchvision cifar.py CIFAR10.tgz_md5"),
                   170498071),),  # size: the Content-Length in torchvision's and Keras's download logs
@@ -99,6 +100,7 @@ ROWS = (
     Source(
         "cifar100", "CIFAR-100, python version", CIFAR_PAGE, CIFAR_LICENCE,
         "  <data_root>/cifar100/cifar-100-python/{train,test,meta}",
+        # URL: the CIFAR page's "python version" link (= torchvision cifar.py CIFAR100.url)
         (Download("cifar-100-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
                   _sum("md5", "eb9058c3a382ffc7106e4002c42a8d85", "torchvision cifar.py CIFAR100.tgz_md5"),
                   169001437),),  # size: as for CIFAR-10
@@ -161,6 +163,7 @@ ROWS = (
         "mit_indoor67", "MIT Indoor 67", "https://web.mit.edu/torralba/www/indoor.html", "research use (MIT page)",
         "  <data_root>/mit_indoor67/Images/<scene>/*.jpg  TrainImages.txt  TestImages.txt   (official lists)\n"
         "  <data_root>/mit_indoor67/{train,test,classes}.txt   (written by fetch: Images/<scene>/x.jpg <label>)",
+        # URLs: the MIT Indoor page's links to the images and to the official train/test lists
         (Download("indoorCVPR_09.tar", ("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar",),
                   size=2_400_000_000),  # the MIT page: "2.4 GB"
          Download("TrainImages.txt", ("http://web.mit.edu/torralba/www/TrainImages.txt",)),
@@ -171,6 +174,7 @@ ROWS = (
         "stanford40", "Stanford 40 Actions", STANFORD + "Datasets/40actions.html", "research use (the page)",
         "  <data_root>/stanford40/JPEGImages/*.jpg  ImageSplits/<action>_{train,test}.txt   (official split)\n"
         "  <data_root>/stanford40/{train,test,classes}.txt   (written by fetch: JPEGImages/x.jpg <label>)",
+        # URLs: the Stanford 40 page's "JPEG images" and "image splits" links
         (Download("Stanford40_JPEGImages.zip", (STANFORD + "Datasets/Stanford40_JPEGImages.zip",)),
          Download("Stanford40_ImageSplits.zip", (STANFORD + "Datasets/Stanford40_ImageSplits.zip",))),
         prepare=prepare.stanford40_lists,
@@ -179,6 +183,7 @@ ROWS = (
         "stanford_dogs", "Stanford Dogs", STANFORD + "aditya86/ImageNetDogs/", IMAGENET_TERMS,
         "  <data_root>/stanford_dogs/Images/<synset>-<breed>/*.jpg  {train,test}_list.mat   (official split)\n"
         "  <data_root>/stanford_dogs/{train,test,classes}.txt   (written by fetch: Images/<breed>/x.jpg <label>)",
+        # URLs: the Stanford Dogs page's links, the same TFDS downloads (stanford_dogs.txt lists them)
         (Download("images.tar", (STANFORD + "aditya86/ImageNetDogs/images.tar",),
                   _sum("sha256", "a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58",
                        TFDS.format("stanford_dogs")), 793579520),
@@ -217,6 +222,7 @@ ROWS = (
     Source(
         "tiny_imagenet", "Tiny-ImageNet (L2T-ww's source data)", "http://cs231n.stanford.edu/", IMAGENET_TERMS,
         "  <data_root>/tiny_imagenet/tiny-imagenet-200/{wnids.txt,words.txt,train/<wnid>/images/,val/,test/}",
+        # URL: the CS231n course page's link, as Tiny-ImageNet loaders download it
         (Download("tiny-imagenet-200.zip", ("http://cs231n.stanford.edu/tiny-imagenet-200.zip",),
                   _sum("md5", "90528d7ca1a48142e341f4ef8d21d0de",
                        "lvyilin/pytorch-fgvc-dataset tiny_imagenet.py (none published by Stanford)"),
