@@ -132,14 +132,36 @@ def cmd_cost(args) -> int:
 
 def cmd_data(args) -> int:
     from transferlab import data
+    from transferlab.data.download import FetchError
+    from transferlab.data.fetch import fetch
+    from transferlab.data.inventory import catalog
+    from transferlab.data.sources import lookup
 
     if args.action == "list":
-        for name in data.DATASETS.names():
-            print(name)
+        print(f"{'dataset':22s} {'state':9s} {'fetch':7s} detail   (under {args.root})")
+        for s in catalog(args.root):
+            print(f"{s.name:22s} {s.state:9s} {s.how:7s} {s.detail}")
         return 0
-    src = data.load(args.name, args.root)  # raises with the expected layout if missing
-    print(f"{src.name}: {src.num_classes} classes, {len(src.train)} train / {len(src.test)} test images")
-    return 0
+    if args.action == "check":
+        if len(args.name) > 1:
+            raise ConfigError(f"check takes one dataset, got {len(args.name)}: {' '.join(args.name)}")
+        src = data.load(args.name[0] if args.name else None, args.root)  # raises with the expected layout
+        print(f"{src.name}: {src.num_classes} classes, {len(src.train)} train / {len(src.test)} test images")
+        return 0
+    if not args.name:
+        raise ConfigError("fetch needs dataset names (see `transferlab data list`), e.g. cifar10 cub200")
+    for name in args.name:  # every name is checked before anything is downloaded
+        lookup(name)
+    failed = 0
+    for name in args.name:
+        try:
+            fetch(name, args.root, force=args.force, keep_archives=args.keep_archives)
+        except FetchError as err:
+            print(f"transferlab: error: {err}", file=sys.stderr)
+            failed += 1
+    if len(args.name) > 1:
+        print(f"fetched {len(args.name) - failed} of {len(args.name)}")
+    return 2 if failed else 0
 
 
 def cmd_hub(args) -> int:
@@ -266,10 +288,16 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
     c.set_defaults(func=cmd_cost)
 
-    d = sub.add_parser("data", help="list datasets or check one under a data root")
-    d.add_argument("action", choices=["list", "check"])
-    d.add_argument("name", nargs="?")
-    d.add_argument("--root", default="data")
+    d = sub.add_parser(
+        "data",
+        help="datasets under a data root: list them with their state, check one with its loader, fetch "
+        "(download, verify, unpack into the loader's layout) or print the manual steps; fetch exits 2 on a failure",
+    )
+    d.add_argument("action", choices=["list", "check", "fetch"])
+    d.add_argument("name", nargs="*", help="dataset(s); fetch also takes name:variant (e.g. cub200:tllib)")
+    d.add_argument("--root", default="data", help="data root (default: data)")
+    d.add_argument("--force", action="store_true", help="fetch again even if the dataset is already there")
+    d.add_argument("--keep-archives", action="store_true", help="keep the archives after unpacking")
     d.set_defaults(func=cmd_data)
 
     h = sub.add_parser(
