@@ -49,7 +49,7 @@ def cmd_run(args) -> int:
     work = []
     for name in papers:  # validate every paper and table before running any
         paper = PAPERS.get(name)
-        for t in [args.table] if args.table else paper.table_names(args.protocol):
+        for t in [args.table] if args.table else paper.table_names(args.protocol):  # design grids: when named
             table = paper.table(t, args.protocol)
             if args.complete_only and any(c.missing for c in table.cells(paper=name)):
                 print(f"{name}/{t} ({args.protocol}): skipped, some of its methods are not implemented yet")
@@ -89,6 +89,12 @@ def cmd_report(args) -> int:
     if not Path(args.results).is_dir():
         raise ConfigError(f"results folder {args.results} does not exist; run a table first "
                           "(`transferlab run <paper>`) or pass --results <folder>")  # fmt: skip
+    if args.markdown:  # the result tables and claim verdicts as Markdown, on stdout
+        from transferlab.reports_markdown import paper_markdown
+
+        for name in names:
+            print(paper_markdown(name, args.results, args.protocol))
+        return 0
     for name in names:
         html = build_report(name, args.results, args.out)
         print(f"wrote {html}")
@@ -175,6 +181,17 @@ def cmd_hub(args) -> int:
                 print(f"  {m.name:22s} {m.arch:12s} {m.provenance}")
         return 0
     hub = HUBS.get(args.hub or "mini")
+    if (
+        args.action == "profile"
+    ):  # how the models differ and what each offers each mini target (validation only)
+        from transferlab.perf.hub_profile import format_profile, profile
+        from transferlab.results import atomic_write_json
+
+        measured = profile(hub.name)
+        print(format_profile(measured))
+        atomic_write_json(Path(args.out), measured)
+        print(f"wrote {args.out}")
+        return 0
     if args.action == "build" and hub.name == "mini":  # pre-train and cache, with the pretext accuracies
         metas = hubbuild.ensure_all(
             [m.weights.model for m in hub.models], data_root=args.root, jobs=args.jobs
@@ -254,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="build reports/<paper>.html (and reports/index.html) from the results",
                          epilog=_papers_and_tables(), formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     rep.add_argument("paper", nargs="?", help="a paper (see below); or --all")
+    rep.add_argument("--markdown", action="store_true", help="print the result tables and claims as Markdown")
+    rep.add_argument("--protocol", default="mini", choices=["mini", "paper"], help="with --markdown")
     rep.add_argument("--all", action="store_true", help="every paper, plus an index page")
     rep.add_argument("--results", default="results")
     rep.add_argument("--out", default="reports")
@@ -305,7 +324,8 @@ def parser() -> argparse.ArgumentParser:
         help="model hubs: list them, check their files (presence, checksums), fetch (download) what is missing, "
         "build (pre-train) the mini hub; check/fetch exit 1 if a file is missing or bad",
     )
-    h.add_argument("action", choices=["list", "check", "fetch", "build"])
+    h.add_argument("action", choices=["list", "check", "fetch", "build", "profile"])
+    h.add_argument("--out", default="reports/mini_hub_profile.json", help="profile: where the JSON goes")
     h.add_argument("hub", nargs="?", help="a hub (default: every hub for list, 'mini' otherwise)")
     h.add_argument("--weights-dir", help="user-supplied weights files (also: $TRANSFERLAB_WEIGHTS_DIR)")
     h.add_argument("--root", default="data", help="data root (pre-training the mini hub)")

@@ -118,8 +118,9 @@ def _git(*args: str) -> str | None:
 
 def provenance(device: torch.device | str | None = None) -> dict:
     """Where a number came from: code version, library versions, hardware."""
+    from importlib.metadata import version
+
     import numpy
-    import torchvision
 
     from transferlab.version import __version__
 
@@ -131,7 +132,7 @@ def provenance(device: torch.device | str | None = None) -> dict:
         "transferlab": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),
         "numpy": numpy.__version__,
         "device": torch.cuda.get_device_name(dev)
         if dev.type == "cuda"

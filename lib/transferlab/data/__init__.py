@@ -16,6 +16,7 @@ from transferlab.data.transforms import TRANSFORMS, Preset
 
 # Importing the modules registers their builders.
 from transferlab.data import mini  # noqa: E402,F401  isort: skip
+from transferlab.data import mini_hub_data  # noqa: E402,F401  isort: skip
 from transferlab.data import real  # noqa: E402,F401  isort: skip
 from transferlab.data import folders  # noqa: E402,F401  isort: skip
 

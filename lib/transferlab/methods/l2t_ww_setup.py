@@ -10,7 +10,7 @@ A setting fixes the source's and the target's feature lists (channel widths by i
 | ``resnet34`` (ImageNet)          | ``resnet18``| ``IMAGENET_PAIRS``, 16 (AT: 4)    | ``train_l2t_ww.py`` defaults    |
 | ``mini:<hub model>`` (ResNet-8)  | ``mini_vgg``| ``MINI_PAIRS``, 12 (AT: 3)        | transferlab's mini protocol     |
 
-``source="auto"`` picks the row of the target backbone (``mini_vgg`` → ``mini:fmnist_full``). The source is wrapped in
+``source="auto"`` picks the row of the target backbone (``mini_vgg`` → ``mini:clusters``). The source is wrapped in
 :class:`FrozenSource`: no gradient, always in eval mode, returning its feature list.
 """
 
@@ -61,7 +61,7 @@ SETTINGS: dict[tuple[str, str], Setting] = {
                 ((1, 1), (2, 2), (3, 3)), "mini: transferlab's choice (mini hub ResNet-8 → mini_vgg)"),
     )
 }  # fmt: skip
-AUTO_SOURCE = {"vgg9_bn": "l2t_resnet32", "resnet18": "resnet34", "mini_vgg": "mini:fmnist_full"}
+AUTO_SOURCE = {"vgg9_bn": "l2t_resnet32", "resnet18": "resnet34", "mini_vgg": "mini:clusters"}
 
 
 def family(source: str) -> str:

@@ -33,9 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision.models import ResNet50_Weights
-from torchvision.models.detection import KeypointRCNN_ResNet50_FPN_Weights, MaskRCNN_ResNet50_FPN_Weights
-from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights
 
 from transferlab.config import ConfigError
 from transferlab.models import mini_hub
@@ -43,6 +40,8 @@ from transferlab.models.backbones import BACKBONES, Backbone
 from transferlab.models.weights import (
     MOCO_MD5,
     MOCO_URL,
+    TORCH_MODELS,
+    TORCHVISION_WEIGHTS,
     WeightsError,
     file_digest,
     find_or_download,
@@ -356,9 +355,17 @@ class Hub:
 
 
 # ---------------------------------------------------------------------------------------------- the paper hub
-def _torchvision(enum, keys: KeyMap) -> Published:
-    file = enum.url.rsplit("/", 1)[-1]
-    return Published(file, enum.url, "sha256", hash_prefix(file), keys, TORCHVISION_LICENCE)
+# the files torchvision 0.29.1's enums download (MaskRCNN_ResNet50_FPN_Weights.COCO_V1,
+# DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1, KeypointRCNN_ResNet50_FPN_Weights.COCO_V1; checked against
+# torchvision in tests/test_hub.py), as facts: no torchvision import to describe the hub
+MASKRCNN_URL = TORCH_MODELS + "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+DEEPLABV3_URL = TORCH_MODELS + "deeplabv3_resnet50_coco-cd0a2569.pth"
+KEYPOINTRCNN_URL = TORCH_MODELS + "keypointrcnn_resnet50_fpn_coco-fc266e95.pth"
+
+
+def _torchvision(url: str, keys: KeyMap) -> Published:
+    file = url.rsplit("/", 1)[-1]
+    return Published(file, url, "sha256", hash_prefix(file), keys, TORCHVISION_LICENCE)
 
 
 def _moco(name: str) -> Published:
@@ -377,28 +384,28 @@ def paper_hub(moco: str = "moco_v1_200ep", name: str = "paper") -> Hub:
     models = (
         HubModel("IMAGENET1K_V1", "resnet50",
                  "supervised ImageNet-1k (ResNet50_Weights.IMAGENET1K_V1, acc@1 76.13): torchvision's re-save of the "
-                 "legacy resnet50-19c8e357.pth Zoo-Tuning loads", _torchvision(ResNet50_Weights.IMAGENET1K_V1, KeyMap())),
+                 "legacy resnet50-19c8e357.pth Zoo-Tuning loads", _torchvision(TORCHVISION_WEIGHTS["resnet50"]["IMAGENET1K_V1"], KeyMap())),
         HubModel(moco, "resnet50",
                  f"self-supervised MoCo {moco_text.get(moco, moco)} on ImageNet-1k; query encoder, projection dropped",
                  _moco(moco)),
         HubModel("maskrcnn_coco_v1", "resnet50",
                  "Mask R-CNN R50-FPN, COCO-2017 detection + instance segmentation "
                  "(MaskRCNN_ResNet50_FPN_Weights.COCO_V1, box 37.9 / mask 34.6); body only, FrozenBN",
-                 _torchvision(MaskRCNN_ResNet50_FPN_Weights.COCO_V1, _RCNN)),
+                 _torchvision(MASKRCNN_URL, _RCNN)),
         HubModel("deeplabv3_coco_v1", "resnet50",
                  "DeepLabV3-ResNet50, semantic segmentation on COCO-2017 with the VOC classes "
                  "(DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1, mIoU 66.4); trained dilated, loaded undilated",
-                 _torchvision(DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1, KeyMap("backbone."))),
+                 _torchvision(DEEPLABV3_URL, KeyMap("backbone."))),
         HubModel("keypointrcnn_coco_v1", "resnet50",
                  "Keypoint R-CNN R50-FPN, COCO-2017 person keypoints "
                  "(KeypointRCNN_ResNet50_FPN_Weights.COCO_V1, box 54.6 / kp 65.0); body only, FrozenBN",
-                 _torchvision(KeypointRCNN_ResNet50_FPN_Weights.COCO_V1, _RCNN)),
+                 _torchvision(KEYPOINTRCNN_URL, _RCNN)),
     )  # fmt: skip
     return Hub(name, f"Zoo-Tuning's zoo of 5 ResNet-50s (MoCo {moco})", models)
 
 
-# the mini hub's models in its module table's order (fmnist_full, the mini "ImageNet", first as in the paper hub)
-MINI_ORDER = ("fmnist_full", "fmnist_coarse", "fmnist_a", "fmnist_rot", "digits")
+# the mini hub's models in its module table's order (the ancestor first, as supervised ImageNet in the paper hub)
+MINI_ORDER = ("clusters", "coarse", "rotation", "parity", "jigsaw")
 
 
 def mini_hub_of(names: Sequence[str] = MINI_ORDER, name: str = "mini") -> Hub:

@@ -79,16 +79,17 @@ class HubModel:
 
 MINI_HUB: Registry[HubModel] = Registry("mini hub model")
 for _m in (
-    HubModel("fmnist_full", "supervised on all 10 classes (hub-pool images only; the 'ImageNet' of the mini hub)",
-             "mini_hub_fmnist_full", "supervised", "Fashion-MNIST", iterations=500),
-    HubModel("fmnist_coarse", "supervised on 4 coarse groups of the 10 classes (tops, trousers, footwear, bags)",
-             "mini_hub_fmnist_coarse", "supervised", "Fashion-MNIST", iterations=400),
-    HubModel("fmnist_a", "supervised on 5 of the 10 classes (T-shirt, trouser, pullover, dress, coat)",
-             "mini_hub_fmnist_a", "supervised", "Fashion-MNIST", iterations=400),
-    HubModel("fmnist_rot", "self-supervised: predicts the rotation (0/90/180/270°) of unlabelled images",
-             "mini_hub_fmnist_rot", "self-supervised", "Fashion-MNIST", iterations=400),
-    HubModel("digits", "supervised on handwritten digits (a different image source)",
-             "mini_hub_digits", "supervised", "scikit-learn digits", iterations=300, batch_size=64),
+    HubModel("clusters", "the ancestor: supervised on 64 k-means pseudo-classes of every hub image (no class label)",
+             "mini_hub_clusters", "self-supervised (pseudo-labels)", "Fashion-MNIST + digits", iterations=1500),
+    HubModel("coarse", "descendant of clusters: 4 coarse clothing groups (tops, trousers, footwear, bags)",
+             "mini_hub_fmnist_coarse", "supervised", "Fashion-MNIST", iterations=1000, parent="clusters"),
+    HubModel("rotation", "descendant of clusters: predicts the rotation (0/90/180/270°) of unlabelled images",
+             "mini_hub_fmnist_rot", "self-supervised", "Fashion-MNIST", iterations=1000, parent="clusters"),
+    HubModel("parity", "descendant of clusters: even or odd handwritten digits (another image source)",
+             "mini_hub_digits_parity", "supervised", "scikit-learn digits", iterations=500, batch_size=64,
+             parent="clusters"),
+    HubModel("jigsaw", "independent: which order a shuffled image's four quadrants are in (24 orders), from scratch",
+             "mini_hub_jigsaw", "self-supervised", "Fashion-MNIST + digits", iterations=1000),
 ):  # fmt: skip
     MINI_HUB.register(_m.name)(_m)
 

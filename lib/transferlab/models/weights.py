@@ -23,15 +23,17 @@ import re
 from pathlib import Path
 
 import torch
-from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
 
-# backbone → {name accepted in RunConfig.pretrained: torchvision enum}
+TORCH_MODELS = "https://download.pytorch.org/models/"
+# backbone → {name accepted in RunConfig.pretrained: the file torchvision 0.29.1's weights enum of that name
+# downloads (``<Arch>_Weights.<name>.url``; tests/test_train.py checks these against torchvision). Kept as facts here
+# so that pinning weights does not import torchvision (whose import pulls in torch._dynamo, ~1.5 s per process).
 TORCHVISION_WEIGHTS = {
-    "resnet18": {"IMAGENET1K_V1": ResNet18_Weights.IMAGENET1K_V1},
-    "resnet34": {"IMAGENET1K_V1": ResNet34_Weights.IMAGENET1K_V1},
+    "resnet18": {"IMAGENET1K_V1": TORCH_MODELS + "resnet18-f37072fd.pth"},
+    "resnet34": {"IMAGENET1K_V1": TORCH_MODELS + "resnet34-b627a593.pth"},
     "resnet50": {
-        "IMAGENET1K_V1": ResNet50_Weights.IMAGENET1K_V1,
-        "IMAGENET1K_V2": ResNet50_Weights.IMAGENET1K_V2,
+        "IMAGENET1K_V1": TORCH_MODELS + "resnet50-0676ba61.pth",
+        "IMAGENET1K_V2": TORCH_MODELS + "resnet50-11ad3fa6.pth",
     },
 }
 
@@ -136,7 +138,8 @@ def find_or_download(filename: str, url: str, what: str, weights_dir: str | Path
     return target
 
 
-def resolve_enum(backbone: str, name: str):
+def resolve_enum(backbone: str, name: str) -> str:
+    """The download URL of pinned torchvision weights ``name`` for ``backbone`` (WeightsError listing valid names)."""
     if name.upper() == "DEFAULT":
         raise WeightsError(
             "pretrained='DEFAULT' is refused: name the weights explicitly (e.g. IMAGENET1K_V1)"
@@ -150,7 +153,7 @@ def resolve_enum(backbone: str, name: str):
 
 def torchvision_state_dict(backbone: str, name: str, weights_dir: str | Path | None = None) -> dict:
     """The state dict of a pinned torchvision weights enum, from disk or (online) a download."""
-    enum = resolve_enum(backbone, name)
-    filename = enum.url.rsplit("/", 1)[-1]
-    path = find_or_download(filename, enum.url, f"{backbone} {name}", weights_dir)
+    url = resolve_enum(backbone, name)
+    filename = url.rsplit("/", 1)[-1]
+    path = find_or_download(filename, url, f"{backbone} {name}", weights_dir)
     return load_checked(path, hash_prefix(filename))

@@ -63,6 +63,9 @@ class Table:
     provenance: str = ""  # where the settings come from (paper table, official code file)
     notes: str = ""
     missing: dict[str, str] = field(default_factory=dict)  # method → why it cannot run yet
+    # "design": a validation-only grid that chose another table's settings (reports show validation, never test);
+    # design tables use their own seeds and are not part of `make demo`
+    kind: str = "results"
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
         out = []
@@ -98,6 +101,21 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A paper's claim that a table tests: ``method`` beats each of ``baselines`` (in the table's metric direction).
+    The report and the README say, per baseline, whether the mini result agrees (better, the paired t-interval over
+    seeds excludes 0), disagrees (worse, excludes 0) or does not resolve it."""
+
+    table: str
+    method: str
+    baselines: tuple[str, ...]
+    text: str  # the claim in the paper's words (or ours, labelled)
+    where: dict[str, Any] = field(
+        default_factory=dict
+    )  # restrict to cells with these values (e.g. a dataset)
+
+
+@dataclass(frozen=True)
 class Paper:
     name: str
     title: str
@@ -107,7 +125,7 @@ class Paper:
     not_implemented: dict[str, str] = field(
         default_factory=dict
     )  # parts of the paper the suite does not cover
-    claims: dict[str, str] = field(default_factory=dict)  # table → the paper's claim its mini table tests
+    claims: tuple[Claim, ...] = ()  # what the paper claims and which mini table tests it
 
     def table(self, name: str, protocol: str) -> Table:
         key = (name, protocol)
@@ -119,8 +137,10 @@ class Paper:
             )
         return self.tables[key]
 
-    def table_names(self, protocol: str) -> list[str]:
-        return [t for t, p in self.tables if p == protocol]  # in the paper module's order: main table first
+    def table_names(self, protocol: str, kind: str | None = "results") -> list[str]:
+        """The protocol's tables in the paper module's order (main table first); by default the results tables only
+        (``kind=None``: design grids too)."""
+        return [t for (t, p), spec in self.tables.items() if p == protocol and kind in (None, spec.kind)]
 
 
 PAPERS: Registry[Paper] = Registry("paper")
@@ -173,4 +193,4 @@ def resolve(paper: str, table: str, protocol: str = "mini", seed: int = 0, overr
     return check(RunConfig.from_flat(params))
 
 
-__all__ = ["IDENTITY", "PAPERS", "Cell", "Paper", "Table", "register", "resolve"]
+__all__ = ["IDENTITY", "PAPERS", "Cell", "Claim", "Paper", "Table", "register", "resolve"]

@@ -46,7 +46,8 @@ def output_to(path: Path):
 def headline(result) -> dict:
     m = result.metrics
     return {"metric": m.get("metric_label", "accuracy (%)"), "value": m["test_at_best_val"], "last": m["test_last"],
-            "best_step": m["best_step"], "seconds": result.cost.get("wall_time_s", 0.0)}  # fmt: skip
+            "best_val": m["best_val"], "best_step": m["best_step"],
+            "seconds": result.cost.get("wall_time_s", 0.0)}  # fmt: skip
 
 
 def record_failure(run_dir: Path, error: str, detail: str = "", **more) -> None:

@@ -120,6 +120,8 @@ class Progress:
     def __init__(self, todo: list[Planned], desc: str, out=print):
         self.n, self.k, self.out = len(todo), 0, out
         self.costs = {id(p): max(p.cost(), 1.0) for p in todo}
+        self.design = {id(p): PAPERS.get(p.cfg.paper).table(p.cfg.table, p.cfg.protocol).kind == "design"
+                       for p in todo}  # fmt: skip
         self.total, self.spent, self.start = sum(self.costs.values()), 0.0, time.perf_counter()
         self.bar = None
         if sys.stdout.isatty():
@@ -133,7 +135,10 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         eta = elapsed * (self.total - self.spent) / max(self.spent, 1e-9)
         where = f"[{self.k}/{self.n}, {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min]"
-        if reply.get("status") == "done":
+        if reply.get("status") == "done" and self.design.get(id(p)):  # a design grid: validation, never test
+            line = (f"{where} done   {p.label}: best validation {reply['metric']} {reply['best_val']:.2f} at step "
+                    f"{reply['best_step']} ({reply['seconds']:.0f} s)")  # fmt: skip
+        elif reply.get("status") == "done":
             line = (f"{where} done   {p.label}: test {reply['metric']} {reply['value']:.2f} at best val, "
                     f"{reply['last']:.2f} at the last step ({reply['seconds']:.0f} s)")  # fmt: skip
         else:
