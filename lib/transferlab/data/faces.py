@@ -41,15 +41,96 @@ from transferlab.data.keypoints import box_from_points, face_preset, pairs_to_fl
 from transferlab.data.transforms import TRANSFORMS
 
 FACE_TASK = {"input_size": [256, 256], "head": "heatmap", "deconv_layers": 3, "deconv_channels": 256}
-W300_PAIRS = ((1, 17), (2, 16), (3, 15), (4, 14), (5, 13), (6, 12), (7, 11), (8, 10), (18, 27), (19, 26),
-              (20, 25), (21, 24), (22, 23), (32, 36), (33, 35), (37, 46), (38, 45), (39, 44), (40, 43), (41, 48),
-              (42, 47), (49, 55), (50, 54), (51, 53), (62, 64), (61, 65), (68, 66), (59, 57), (60, 56))  # 1-based
-WFLW_PAIRS = ((0, 32), (1, 31), (2, 30), (3, 29), (4, 28), (5, 27), (6, 26), (7, 25), (8, 24), (9, 23), (10, 22),
-              (11, 21), (12, 20), (13, 19), (14, 18), (15, 17), (33, 46), (34, 45), (35, 44), (36, 43), (37, 42),
-              (38, 50), (39, 49), (40, 48), (41, 47), (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75),
-              (66, 74), (67, 73), (55, 59), (56, 58), (76, 82), (77, 81), (78, 80), (87, 83), (86, 84), (88, 92),
-              (89, 91), (95, 93), (96, 97))  # 0-based
-COFW_PAIRS = ((1, 2), (5, 7), (3, 4), (6, 8), (9, 10), (11, 12), (13, 15), (17, 18), (14, 16), (19, 20), (23, 24))
+W300_PAIRS = (
+    (1, 17),
+    (2, 16),
+    (3, 15),
+    (4, 14),
+    (5, 13),
+    (6, 12),
+    (7, 11),
+    (8, 10),
+    (18, 27),
+    (19, 26),
+    (20, 25),
+    (21, 24),
+    (22, 23),
+    (32, 36),
+    (33, 35),
+    (37, 46),
+    (38, 45),
+    (39, 44),
+    (40, 43),
+    (41, 48),
+    (42, 47),
+    (49, 55),
+    (50, 54),
+    (51, 53),
+    (62, 64),
+    (61, 65),
+    (68, 66),
+    (59, 57),
+    (60, 56),
+)  # 1-based
+WFLW_PAIRS = (
+    (0, 32),
+    (1, 31),
+    (2, 30),
+    (3, 29),
+    (4, 28),
+    (5, 27),
+    (6, 26),
+    (7, 25),
+    (8, 24),
+    (9, 23),
+    (10, 22),
+    (11, 21),
+    (12, 20),
+    (13, 19),
+    (14, 18),
+    (15, 17),
+    (33, 46),
+    (34, 45),
+    (35, 44),
+    (36, 43),
+    (37, 42),
+    (38, 50),
+    (39, 49),
+    (40, 48),
+    (41, 47),
+    (60, 72),
+    (61, 71),
+    (62, 70),
+    (63, 69),
+    (64, 68),
+    (65, 75),
+    (66, 74),
+    (67, 73),
+    (55, 59),
+    (56, 58),
+    (76, 82),
+    (77, 81),
+    (78, 80),
+    (87, 83),
+    (86, 84),
+    (88, 92),
+    (89, 91),
+    (95, 93),
+    (96, 97),
+)  # 0-based
+COFW_PAIRS = (
+    (1, 2),
+    (5, 7),
+    (3, 4),
+    (6, 8),
+    (9, 10),
+    (11, 12),
+    (13, 15),
+    (17, 18),
+    (14, 16),
+    (19, 20),
+    (23, 24),
+)
 FACES = {  # name: (landmarks, flip pairs, their base, normaliser, σ)
     "300w": (68, W300_PAIRS, 1, (36, 45), 1.0),
     "wflw": (98, WFLW_PAIRS, 0, (60, 72), 1.5),
@@ -86,7 +167,9 @@ class FaceImages(Dataset):
     def __init__(self, paths: list[str], points: np.ndarray, boxes: np.ndarray):
         self.paths, self.points, self.boxes = [str(p) for p in paths], points.astype(np.float32), boxes
         if not len(self.paths) == len(self.points) == len(self.boxes):
-            raise ValueError(f"{len(self.paths)} images, {len(self.points)} landmark sets, {len(self.boxes)} boxes")
+            raise ValueError(
+                f"{len(self.paths)} images, {len(self.points)} landmark sets, {len(self.boxes)} boxes"
+            )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -140,7 +223,9 @@ def _source(name: str, train: FaceImages, test: FaceImages, info: dict) -> Datas
 def read_pts(path: Path) -> np.ndarray:
     """The points [n, 2] of an iBUG ``.pts`` file (``version: 1``, ``n_points: n``, ``{``, n lines ``x y``, ``}``),
     converted from 1-based to 0-based pixel indices."""
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    lines = [
+        ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()
+    ]
     try:
         n = int(next(ln for ln in lines if ln.startswith("n_points")).split(":")[1])
         body = lines[lines.index("{") + 1 : lines.index("}")]
@@ -230,7 +315,9 @@ def read_wflw_list(path: Path, images: Path) -> FaceImages:
         if not fields:
             continue
         if len(fields) != 207:
-            raise ValueError(f"{path}:{n}: {len(fields)} fields, expected 196 coordinates + 4 + 6 + the image path")
+            raise ValueError(
+                f"{path}:{n}: {len(fields)} fields, expected 196 coordinates + 4 + 6 + the image path"
+            )
         points.append(np.array(fields[:196], dtype=np.float64).reshape(98, 2))
         paths.append(images / fields[206])
     if not paths:
@@ -297,7 +384,9 @@ def face_cofw(root: Path) -> DatasetSource:
 
 
 for _name, (_landmarks, _pairs, _base, _norm, _sigma) in FACES.items():
-    TRANSFORMS.register(f"faces_{_name}")(face_preset(f"faces_{_name}", pairs_to_flip_index(_pairs, _landmarks, _base)))
+    TRANSFORMS.register(f"faces_{_name}")(
+        face_preset(f"faces_{_name}", pairs_to_flip_index(_pairs, _landmarks, _base))
+    )
 
 __all__ = ["FACES", "LAYOUTS", "CofwImages", "FaceImages", "read_cofw", "read_hrnet_csv", "read_pts",
            "read_wflw_list"]  # fmt: skip

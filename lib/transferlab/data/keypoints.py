@@ -61,7 +61,9 @@ class TensorLandmarks(TensorImages):
         super().__init__(images, torch.zeros(len(images), dtype=torch.int64))  # checks the images
         points = torch.as_tensor(points, dtype=torch.float32)
         if points.dim() != 3 or points.shape[0] != len(images) or points.shape[2] != 2:
-            raise ValueError(f"points must be [N, L, 2] for N = {len(images)} images, got {tuple(points.shape)}")
+            raise ValueError(
+                f"points must be [N, L, 2] for N = {len(images)} images, got {tuple(points.shape)}"
+            )
         self.targets = points
         self.flip_index = check_flip_index(flip_index, points.shape[1])
 
@@ -80,7 +82,9 @@ def augment_landmarks(preset: Preset, images: torch.Tensor, points: torch.Tensor
     x = preset.augment_batch(images, generator)
     b, w = images.shape[0], images.shape[3]
     pts = points.clone()
-    if preset.shift:  # augment_batch: out[r, c] = in[r + dy − s, c + dx − s], so content moves by (s − dx, s − dy)
+    if (
+        preset.shift
+    ):  # augment_batch: out[r, c] = in[r + dy − s, c + dx − s], so content moves by (s − dx, s − dy)
         s = preset.shift
         dy = torch.randint(0, 2 * s + 1, (b,), generator=replay)
         dx = torch.randint(0, 2 * s + 1, (b,), generator=replay)

@@ -194,7 +194,9 @@ class HubPathway(Method):
             start += n
             logits = member(x.index_select(0, idx))
             per_model[i] = (idx, logits)
-            if out is None:  # the task's output shape: logits [B, N], heat maps [B, L, h, w], coordinates [B, 2L]
+            if (
+                out is None
+            ):  # the task's output shape: logits [B, N], heat maps [B, L, h, w], coordinates [B, 2L]
                 out = x.new_zeros(b, *logits.shape[1:], dtype=torch.promote_types(w.dtype, logits.dtype))
             w = w.view(-1, *[1] * (logits.dim() - 1)).to(out.dtype)
             out = out.index_add(0, idx, w * logits.to(out.dtype))

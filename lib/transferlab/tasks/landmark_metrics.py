@@ -34,7 +34,9 @@ def check_normaliser(spec, landmarks: int) -> tuple[int, int] | str:
     """``spec`` validated: ``"bbox_diagonal"`` or a pair of distinct 0-based landmark indices below ``landmarks``."""
     if isinstance(spec, str):
         if spec not in NORMALISERS:
-            raise ValueError(f"normaliser={spec!r}; choose one of {NORMALISERS} or a pair of landmark indices")
+            raise ValueError(
+                f"normaliser={spec!r}; choose one of {NORMALISERS} or a pair of landmark indices"
+            )
         return spec
     pair = tuple(int(i) for i in spec)
     if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= i < landmarks for i in pair):

@@ -136,7 +136,9 @@ class Landmarks(Task):
 
     def combine(self, outputs: list[torch.Tensor], how: str = "mean") -> torch.Tensor:
         if how not in COMBINE:
-            raise ValueError(f"combine={how!r}; choose one of: {', '.join(COMBINE)} (all the mean of the outputs)")
+            raise ValueError(
+                f"combine={how!r}; choose one of: {', '.join(COMBINE)} (all the mean of the outputs)"
+            )
         return torch.stack([o.float() for o in outputs]).mean(0)
 
     # ------------------------------------------------------------------------------------------------ metric
