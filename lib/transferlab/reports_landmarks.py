@@ -74,8 +74,11 @@ def plot_predictions(runs: pd.DataFrame, count: int = 6, title: str = ""):
             )
             ax.scatter(pred[i][:, 0], pred[i][:, 1], s=9, c="red", marker="x", linewidths=0.8)
             ax.set_title(f"NME {100 * errors[i]:.1f} %", fontsize=7)
-        ax_row[0].text(-0.08, 0.5, str(run.get("variant", run["method"])), transform=ax_row[0].transAxes,
-                       rotation=90, va="center", ha="right", fontsize=8)  # fmt: skip
+        label = str(run.get("variant", run["method"]))
+        if run["method"] == "finetune":  # which hub model it starts from
+            label += f"\n{str(run['pretrained']).removeprefix('mini:')}"
+        ax_row[0].text(-0.08, 0.5, label, transform=ax_row[0].transAxes, rotation=90, va="center", ha="right",
+                       fontsize=8)  # fmt: skip
     fig.suptitle(
         title or "test images: true (green circles) vs predicted (red crosses) landmarks", fontsize=9
     )
