@@ -122,7 +122,12 @@ def test_landmark_run_selects_the_lowest_validation_nme_and_resumes_exactly(tiny
     run = pd.DataFrame([{"run_dir": str(tmp_path / "reference"), "method": "hub_pathway", "variant": "hub_pathway",
                          "pretrained": f"hub:{TINY_ZOO}"}])  # fmt: skip
     images, truth = reports_landmarks.test_images(run.run_dir[0], 3)
-    assert images.shape == (3, 28, 28, 1) and 0 <= images.min() and images.max() <= 1 and truth.shape == (3, 4, 2)
+    assert (
+        images.shape == (3, 28, 28, 1)
+        and 0 <= images.min()
+        and images.max() <= 1
+        and truth.shape == (3, 4, 2)
+    )
     fig = reports_landmarks.plot_predictions(run, count=3)
     assert len([ax for ax in fig.axes if ax.images]) == 3
     assert_resumes_exactly(cfg, tmp_path / "resumed", reference, stop_at=5)

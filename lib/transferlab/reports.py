@@ -193,7 +193,8 @@ def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "variant"):
             legend=False,
             ax=ax,
         )
-        ax.set_ylabel(f"test {metric_of(df)[1]} at best val")
+        _, label, sign = metric_of(df)
+        ax.set_ylabel(f"test {label} at best val" + (" (lower is better)" if sign < 0 else ""))
         ax.set_xlabel(x.replace("_", " "))
         ax.tick_params(axis="x", labelrotation=20 if x == "pretrained" else 0)
         if panel is not None:
