@@ -124,7 +124,7 @@ def test_landmark_run_selects_the_lowest_validation_nme_and_resumes_exactly(tiny
     images, truth = reports_landmarks.test_images(run.run_dir[0], 3)
     assert (
         images.shape == (3, 28, 28, 1)
-        and 0 <= images.min()
+        and images.min() >= 0
         and images.max() <= 1
         and truth.shape == (3, 4, 2)
     )
