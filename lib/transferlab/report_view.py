@@ -107,6 +107,7 @@ class PaperReport:
         self._gaps(sub)
         stem = f"{self.spec.name}-{name}-{protocol}"
         self._routing(sub, stem)
+        self._landmarks(sub, stem, protocol)
         self._figure(reports.plot_summary(sub), f"{stem}-summary.png")
         self._figure(reports.plot_curves(sub), f"{stem}-curves.png")
 
@@ -235,6 +236,28 @@ class PaperReport:
         usage = reports_hub.per_class_usage(sub, first["variant"], first["dataset"])
         title = f" ({first['dataset']}, all seeds)"
         self._figure(reports_hub.plot_routing(frame, usage, title), f"{stem}-routing.png")
+
+    def _landmarks(self, sub: pd.DataFrame, stem: str, protocol: str) -> None:
+        """Landmark tables: predicted vs true landmarks on the first test images (seed 0 of each method)."""
+        if reports.metric_of(sub)[0] != "nme":
+            return
+        from transferlab import reports_landmarks
+
+        runs = reports_landmarks.example_runs(sub[sub.method != reports.BEST_SINGLE])
+        fig = reports_landmarks.plot_predictions(runs)
+        if fig is None:
+            display(
+                Markdown("*The test images of these runs are not under their data root: no landmark figure.*")
+            )
+            return
+        proxy = (
+            " These are keypoints of Fashion-MNIST silhouettes (a proxy), not faces."
+            if protocol == "mini"
+            else ""
+        )
+        display(Markdown("Predicted (red crosses) vs true (green circles) landmarks on the first test images, "
+                         f"weights selected by validation NME, one run per method at its lowest seed.{proxy}"))  # fmt: skip
+        self._figure(fig, f"{stem}-landmarks.png")
 
     def _figure(self, fig, filename: str) -> None:
         path = self.figures / filename

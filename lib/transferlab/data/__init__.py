@@ -19,6 +19,8 @@ from transferlab.data import mini  # noqa: E402,F401  isort: skip
 from transferlab.data import mini_hub_data  # noqa: E402,F401  isort: skip
 from transferlab.data import real  # noqa: E402,F401  isort: skip
 from transferlab.data import folders  # noqa: E402,F401  isort: skip
+from transferlab.data import mini_keypoints  # noqa: E402,F401  isort: skip
+from transferlab.data import faces  # noqa: E402,F401  isort: skip
 
 
 def load(name: str, root) -> DatasetSource:

@@ -18,6 +18,7 @@ best-validation step and at the last step.
 
 from __future__ import annotations
 
+from transferlab.papers import landmark_tables as lt
 from transferlab.papers.mini import DESIGN_SEEDS, DIGITS, FINETUNE, MINI_COMMON
 from transferlab.papers.spec import Claim, Paper, Table, register
 
@@ -106,11 +107,16 @@ PAPER = register(
                 notes="the schedule (300 or 900 iterations) with the better mean validation accuracy of Zoo-Tuning "
                 "sets MINI_ITERATIONS in papers/zoo_tuning.py (fine-tuning shown for reference)",
             ),
+            ("landmarks", "paper"): lt.paper_table(
+                HUB,
+                ["ensemble", "feature_concat", "distill", "zoo_tuning", "zoo_tuning_lite"],
+                {"feature_concat": lt.NOT_HERE, "distill": lt.NOT_HERE},
+                "schedule: the reproducibility summary = HRNet-Facial-Landmark-Detection experiments/*.yaml; "
+                "the rest labelled as our reading (no landmark code was released)",
+            ),
+            ("landmarks", "mini"): lt.mini_table(MINI_HUB, ["ensemble", "zoo_tuning", "zoo_tuning_lite"]),
         },
-        not_implemented={
-            "rl": "Atari transfer (no official code)",
-            "landmarks": "300W/WFLW/COFW (no official code)",
-        },
+        not_implemented={"rl": "Atari transfer (no official code)"},
         claims=tuple(
             Claim(
                 "classification",
