@@ -240,12 +240,16 @@ def _finish(method, task: Task, source, splits, preset, run, device, amp, state,
     last = test()
     if state["best_state"] is None:  # no validation split: the last step is the only candidate
         best, best_step, best_val = last, run.optim.iterations, float("nan")
+    elif (
+        state["best_step"] == run.optim.iterations
+    ):  # the best step is the last: same weights, same test numbers
+        best, best_step, best_val = last, state["best_step"], state["best_val"]
     else:
         last_state = checkpoint.cpu_state(method)
         method.load_state_dict(state["best_state"])
         best, best_step, best_val = test(), state["best_step"], state["best_val"]
     stats = statistics()
-    if state["best_state"] is not None and not keep_best:
+    if state["best_state"] is not None and best_step != run.optim.iterations and not keep_best:
         method.load_state_dict(last_state)
     train_time = state["train_time"]
     cost = {

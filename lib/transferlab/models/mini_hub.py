@@ -1,16 +1,21 @@
 """The mini hub: small source models pre-trained once by the suite itself, cached with checksums.
 
-It mirrors the diversity of the papers' hub (supervised ImageNet, self-supervised MoCo, detection/segmentation
-models trained on other data) at CPU scale, all with the same ``mini_resnet`` architecture (ResNet-8, 16/32/64)
-so that layer-wise aggregation (Zoo-Tuning) is possible:
+It is built the way the papers' hub is: in Zoo-Tuning's zoo, four of the five ResNet-50s descend from ImageNet
+weights (supervised ImageNet itself; Mask R-CNN, DeepLabV3 and Keypoint R-CNN were trained on COCO tasks starting
+from it) and one is independent (MoCo, self-supervised). Here one broad **ancestor** is trained on a label-free
+pretext over every hub image, three **descendants** are fine-tuned from it on other pretexts and domains long
+enough to differ (measured by ``transferlab hub profile mini``, README), and one **independent** model is trained
+from scratch. No model sees a target image (validation or test included) or a target's label set; two heads have
+label spaces unlike any target's (Co-Tuning needs one). All are ResNet-8s (``mini_resnet``, 16/32/64), so layer-wise
+aggregation (Zoo-Tuning) applies.
 
-| name         | pre-training task                              | label set            | image source   |
-|--------------|------------------------------------------------|----------------------|----------------|
-| ``fmnist_full`` | supervised classification                   | all 10 classes       | Fashion-MNIST  |
-| ``fmnist_coarse`` | supervised classification                 | 4 coarse groups      | Fashion-MNIST  |
-| ``fmnist_a`` | supervised classification                      | 5 of the 10 classes  | Fashion-MNIST  |
-| ``fmnist_rot`` | self-supervised rotation prediction (RotNet) | 4 rotations          | Fashion-MNIST  |
-| ``digits``   | supervised classification                      | 10 digits            | scikit-learn digits |
+| name       | trained from | pretext (:mod:`transferlab.data.mini_hub_data`)                   | images                    |
+|------------|--------------|--------------------------------------------------------------------|---------------------------|
+| ``clusters`` | scratch    | 64 k-means clusters of the pixels (pseudo-labels; no class label)  | Fashion-MNIST + digits hub pools |
+| ``coarse``   | clusters   | 4 coarse clothing groups (tops, trousers, footwear, bags)          | Fashion-MNIST hub pool    |
+| ``rotation`` | clusters   | rotation 0/90/180/270° (RotNet)                                    | Fashion-MNIST hub pool    |
+| ``parity``   | clusters   | even / odd digits                                                  | digits hub pool           |
+| ``jigsaw``   | scratch    | the order of 4 shuffled quadrants (24 orders)                      | Fashion-MNIST + digits hub pools |
 
 Every model trains with the suite's own loop (its ``recipe()``: a run on a ``mini_hub_*`` dataset drawn from the hub
 pools of :mod:`transferlab.data.mini`, never from a target pool); the training itself is
