@@ -24,7 +24,7 @@ from transferlab.models import mini_hub
 from transferlab.models.hub import HUBS, MiniHubWeights
 from transferlab.models.weights import sha256_file
 from transferlab.refs import WeightsRef
-from transferlab.results import atomic_torch_save, atomic_write_json
+from transferlab.results import atomic_torch_save, atomic_write_json, writable_folder
 
 
 def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
@@ -75,8 +75,12 @@ def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
 def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
     """Path and manifest of mini-hub model ``name``, pre-training it (and its parent first) if it is not cached."""
     model = mini_hub.MINI_HUB.get(name)
+    found = mini_hub.cached(name)
+    if found is not None:  # built: no lock needed, so a read-only shared cache works
+        return found
     if model.parent:
         ensure(model.parent, data_root, verbose)
+    writable_folder(mini_hub.cache_dir(), "mini-hub cache", "set TRANSFERLAB_CACHE to a writable folder")
     with mini_hub.locked(model):
         found = mini_hub.cached(name)
         if found is not None:

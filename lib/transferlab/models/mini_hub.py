@@ -26,11 +26,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferlab import env
 from transferlab.config import DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
 from transferlab.models.weights import WeightsError, load_checked, sha256_file
@@ -94,7 +94,7 @@ for _m in (
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TRANSFERLAB_CACHE", Path.home() / ".cache" / "transferlab")) / "mini_hub"
+    return (env.folder("TRANSFERLAB_CACHE") or Path.home() / ".cache" / "transferlab") / "mini_hub"
 
 
 def _paths(model: HubModel) -> tuple[Path, Path]:
@@ -160,6 +160,8 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
         state = load_checked(weights, meta["sha256"])
         net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
         net.load_state_dict(state, strict=True)
+    except WeightsError:  # already names the file and the fix (e.g. a pickle that weights_only refuses)
+        raise
     except (
         RuntimeError,
         KeyError,

@@ -16,8 +16,9 @@ from pathlib import Path
 from transferlab import hubbuild
 from transferlab.config import ConfigError
 from transferlab.data import load as load_dataset
+from transferlab.nbexec import notebook_path
 from transferlab.papers import PAPERS
-from transferlab.results import RESULTS_DIR, finished_result
+from transferlab.results import RESULTS_DIR, finished_result, writable_folder
 from transferlab.runner.plan import Planned, order, plan, reuse
 from transferlab.runner.workers import run_pool
 
@@ -67,12 +68,17 @@ def run_tables(work: list[tuple[str, str]], protocol: str, seeds=None, jobs: int
         for p in todo:
             out(f"  would run: {p.run_dir}")
         return counts
+    if todo or any(p.status == "reuse" for p in planned_all):  # before anything is written or trained
+        for paper in sorted({paper for paper, _ in work} if notebooks else ()):
+            notebook_path(PAPERS.get(paper).notebook)
+        if protocol == "paper":
+            check_data(todo)
+        writable_folder(root, "results folder", "pass --results <a writable folder> (the Python API and notebooks: "
+                        "results=... or TRANSFERLAB_RESULTS)")  # fmt: skip
     for p in planned_all:
         if p.status == "reuse":
             reuse(p)
     if todo:
-        if protocol == "paper":
-            check_data(todo)
         names = sorted({n for p in todo for n in hubbuild.models_of(p.cfg)})
         if names:
             hubbuild.ensure_all(names, data_root=todo[0].cfg.data.data_root, out=out)
