@@ -87,7 +87,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _corrupt(path: Path, why: str) -> DatasetCorruptError:
     return DatasetCorruptError(
-        f"Fashion-MNIST file {path} {why}: delete it and get it again ({FMNIST_SOURCE})"
+        f"Fashion-MNIST file {path} {why}: delete it and get the four files again (Debian/Ubuntu: `apt-get install "
+        "--reinstall dataset-fashion-mnist`; or https://github.com/zalandoresearch/fashion-mnist)"
     )
 
 

@@ -156,8 +156,11 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
             "(or `make hub`); `transferlab run` and `transferlab.run()` build what a run needs first"
         )
     weights, meta = found
+    fix = (
+        f"delete it and its manifest {weights.with_suffix('.json').name} and run `transferlab hub build mini`"
+    )
     try:
-        state = load_checked(weights, meta["sha256"])
+        state = load_checked(weights, meta["sha256"], fix)
         net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
         net.load_state_dict(state, strict=True)
     except WeightsError:  # already names the file and the fix (e.g. a pickle that weights_only refuses)
@@ -167,11 +170,10 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
         KeyError,
         ValueError,
     ) as err:  # a file that matches its manifest but not the network
-        first = str(err).strip().splitlines()[-1][:300]
+        first = str(err).strip().splitlines()[-1].strip()[:300]
         raise WeightsError(
-            f"mini hub model {name!r}: {weights} does not fit a {backbone} ({type(err).__name__}: {first}); delete "
-            f"it and its manifest {weights.with_suffix('.json').name} and run `transferlab hub build mini`"
-        ) from None
+            f"mini hub model {name!r}: {weights} does not fit a {backbone} ({type(err).__name__}: {first}); {fix}"
+        ) from err
     net.weights_sha256 = meta["sha256"]
     net.hub_model = f"mini:{name}"
     return net

@@ -81,7 +81,7 @@ def _first_line(err: Exception) -> str:
     return lines[0][:200] if lines else ""
 
 
-def load_checked(path: Path, expected_prefix: str | None) -> dict:
+def load_checked(path: Path, expected_prefix: str | None, fix: str = "delete it and fetch it again") -> dict:
     """:func:`load_tensors` after checking the file's sha256 starts with ``expected_prefix``."""
     if expected_prefix is not None:
         digest = sha256_file(path)
@@ -90,7 +90,7 @@ def load_checked(path: Path, expected_prefix: str | None) -> dict:
                 f"checksum mismatch for {path}: sha256 {digest[:12]}… does not start with {expected_prefix} "
                 "(a truncated download or a different file); delete it and fetch it again"
             )
-    state = load_tensors(path)
+    state = load_tensors(path, fix)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state
@@ -152,8 +152,8 @@ def find_or_download(filename: str, url: str, what: str, weights_dir: str | Path
         torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix(filename), progress=False)
     except Exception as err:
         raise WeightsError(
-            f"weights file {filename} ({what}) is not on disk and could not be downloaded ({err}).\n"
-            f"Get it from {url} and put it in $TRANSFERLAB_WEIGHTS_DIR or {target.parent}."
+            f"weights file {filename} ({what}) is not on disk and could not be downloaded ({err}): "
+            f"get it from {url} and put it in $TRANSFERLAB_WEIGHTS_DIR or {target.parent}"
         ) from None
     return target
 
