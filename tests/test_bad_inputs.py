@@ -118,6 +118,36 @@ def test_values_are_checked_when_a_configuration_is_made_in_python(paper, tmp_pa
     assert issubclass(tl.ConfigError, tl.TransferlabError) and issubclass(tl.WriteError, tl.TransferlabError)
 
 
+def test_a_run_that_diverges_raises_a_clear_type_in_python(paper, tmp_path):
+    cfg = plan(PAPER, TABLE, "mini", root=tmp_path)[1].cfg.replace(lr=1e6)
+    with pytest.raises(
+        tl.NonFiniteLossError, match=r"non-finite training loss .* lower the learning rate \(lr=1000000"
+    ):
+        tl.run(cfg, root=tmp_path)
+    assert issubclass(tl.NonFiniteLossError, tl.TransferlabError)
+
+
+def test_os_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    from transferlab.data import inventory
+
+    def broken_disk(root):
+        raise OSError(errno.EIO, os.strerror(errno.EIO), "/data/cub200/images.txt")
+
+    monkeypatch.setattr(inventory, "catalog", broken_disk)
+    code, _, err = cli(capsys, "data", "list")
+    assert code == 2
+    one_line(
+        err, r"Input/output error: /data/cub200/images.txt \(set TRANSFERLAB_DEBUG=1 to see the traceback\)"
+    )
+    monkeypatch.setenv("TRANSFERLAB_DEBUG", "1")
+    with pytest.raises(OSError):
+        cli(capsys, "data", "list")
+    monkeypatch.delenv("TRANSFERLAB_DEBUG")
+    monkeypatch.setattr(inventory, "catalog", lambda root: 1 / 0)  # a bug: never dressed up as a user error
+    with pytest.raises(ZeroDivisionError):
+        cli(capsys, "data", "list")
+
+
 # ------------------------------------------------------------------------ cases 1, 2: a partial metrics.json
 def _run_table(capsys, root):
     code, out, err = cli(capsys, "run", PAPER, "--results", root)

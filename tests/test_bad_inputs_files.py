@@ -20,7 +20,7 @@ import torch
 import transferlab as tl
 from bad_inputs import PAPER, TABLE, Payload, cli, no_execution, one_line, paper, read_only, run_folders  # noqa: F401  fixtures
 from torchvision.models import ResNet18_Weights, ResNet50_Weights
-from transferlab import data, hubbuild
+from transferlab import data, hubbuild, report_view
 from transferlab.data import mini
 from transferlab.models import build_backbone, mini_hub
 from transferlab.models.weights import sha256_file
@@ -183,6 +183,9 @@ def test_the_mini_hub_cache_must_be_a_writable_folder(tiny_hub, read_only, tmp_p
     with pytest.raises(tl.WriteError, match=rf"mini-hub cache {tmp_path / 'ro'}/mini_hub is not writable .*: set "
                                             "TRANSFERLAB_CACHE to a writable folder"):  # fmt: skip
         hubbuild.ensure(tiny_hub, verbose=False)
+    code, _, err = cli(capsys, "hub", "build", "mini")  # before any build process starts
+    assert code == 2
+    one_line(err, rf"mini-hub cache {tmp_path / 'ro'}/mini_hub is not writable")
 
 
 # ---------------------------------------------------------------------------- published weights (39, 40, 23)
@@ -281,4 +284,7 @@ def test_a_notebook_run_from_another_folder_writes_under_the_repository(
     nb = Notebook({"paper": PAPER, "table": TABLE, "scope": "cell", "method": "scratch", "results": "results",
                    "out_dir": "", "overrides": {}})  # fmt: skip
     assert nb.root == REPO / "results" and nb.root.is_absolute()
+    monkeypatch.setattr(report_view, "display", lambda obj: None)
+    report = report_view.PaperReport(PAPER, "results", str(tmp_path.parent / f"{tmp_path.name}-figures"))
+    assert report.results_dir == str(REPO / "results")  # the report notebook reads the repository's results
     assert os.listdir(tmp_path) == []

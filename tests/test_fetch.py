@@ -594,7 +594,9 @@ def test_list_names_every_registered_dataset_and_every_row(tmp_path):
     assert set(DATASETS.names()) <= set(rows) and {"tiny_imagenet", "conll2003"} <= set(rows)
     assert rows["tiny_imagenet"].detail.startswith("no loader yet") and rows["cub200"].how == "auto"
     assert "cub200:tllib" in rows["cub200"].detail and rows["stanford_cars"].how == "manual"
-    assert rows["wflw"].how == "partly" and all(r.state in ("missing", "built in") for r in rows.values())
+    assert rows["wflw"].how == "partly"
+    # (conftest's test_tiny dataset, once registered by another test module, has no row: not a real dataset)
+    assert all(r.state in ("missing", "built in") for r in rows.values() if not r.name.startswith("test_"))
     (tmp_path / "cifar10").mkdir()
     (tmp_path / "cifar10" / "junk").write_bytes(gzip.compress(b"x"))
     assert status("cifar10", tmp_path).state == "partial"

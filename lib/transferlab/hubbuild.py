@@ -80,7 +80,7 @@ def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Pa
         return found
     if model.parent:
         ensure(model.parent, data_root, verbose)
-    writable_folder(mini_hub.cache_dir(), "mini-hub cache", "set TRANSFERLAB_CACHE to a writable folder")
+    _writable_cache()
     with mini_hub.locked(model):
         found = mini_hub.cached(name)
         if found is not None:
@@ -89,6 +89,10 @@ def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Pa
     found = mini_hub.cached(name)
     assert found is not None
     return found
+
+
+def _writable_cache() -> None:
+    writable_folder(mini_hub.cache_dir(), "mini-hub cache", "set TRANSFERLAB_CACHE to a writable folder")
 
 
 def _build_one(name: str, data_root: str) -> dict:
@@ -119,6 +123,8 @@ def ensure_all(
     processes at a time (0: one per core), parents first; returns name → manifest."""
     names = list(names or mini_hub.MINI_HUB.names())
     todo = [n for n in names if mini_hub.cached(n) is None]
+    if todo:  # before any build process starts
+        _writable_cache()
     metas = {n: mini_hub.cached(n)[1] for n in names if n not in todo}  # type: ignore[index]
     total, done = len(todo), 0
     jobs = jobs or os.cpu_count() or 1
