@@ -2,10 +2,10 @@
 
 Each case answers clearly — one ``transferlab: error:`` line naming the value, file or folder and the fix, exit
 status 2, before anything trains — or, for faults inside a run, recovers without losing anything. The 41 cases are
-numbered as in the issue's closing note; each test says which it covers. Data, weights, hub and environment cases
-are in ``test_bad_inputs_files.py``; those that need real processes (Ctrl-C, ``kill -9``, two runners, orphans) in
-``test_bad_inputs_processes.py`` and ``test_runner.py``. Set-up (a tiny paper ``tests_bad``, cells run in this
-process): ``bad_inputs.py``.
+numbered as in the catalogue in ``bad_inputs.py``; each test says which it covers. Data, weights, hub and
+environment cases are in ``test_bad_inputs_files.py``; those that need real processes (Ctrl-C, ``kill -9``, two
+runners, orphans) in ``test_bad_inputs_processes.py`` and ``test_runner.py``. Set-up (a tiny paper ``tests_bad``,
+cells run in this process): ``bad_inputs.py``.
 """
 # ruff: noqa: F811  (the fixtures imported from bad_inputs are the tests' arguments)
 

@@ -2,7 +2,7 @@
 
 Each case answers with one ``transferlab: error:`` line (or one exception in Python) that names the file, folder or
 variable and the fix, before anything trains; a corrupt cache entry is rebuilt and said so. Cases numbered as in the
-issue's closing note (see ``test_bad_inputs.py``). Set-up: ``bad_inputs.py``.
+catalogue in ``bad_inputs.py``. Set-up: ``bad_inputs.py``.
 """
 # ruff: noqa: F811  (the fixtures imported from bad_inputs are the tests' arguments)
 
