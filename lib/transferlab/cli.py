@@ -6,12 +6,12 @@ Every command validates its arguments before doing any work and names the valid 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from transferlab.config import ConfigError
-from transferlab.models.weights import WeightsError
-from transferlab.registry import RegistryError
+from transferlab import env
+from transferlab.errors import ConfigError, TransferlabError
 
 
 def _seeds(text: str) -> list[int]:
@@ -80,6 +80,7 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from transferlab.papers import PAPERS
     from transferlab.publish import build_index, build_report
+    from transferlab.results import writable_folder
 
     names = PAPERS.names() if args.all else [args.paper]
     if not args.all and args.paper is None:
@@ -95,6 +96,7 @@ def cmd_report(args) -> int:
         for name in names:
             print(paper_markdown(name, args.results, args.protocol))
         return 0
+    writable_folder(args.out, "report folder", "pass --out <a writable folder>")  # before papermill starts
     for name in names:
         html = build_report(name, args.results, args.out)
         print(f"wrote {html}")
@@ -181,6 +183,10 @@ def cmd_hub(args) -> int:
                 print(f"  {m.name:22s} {m.arch:12s} {m.provenance}")
         return 0
     hub = HUBS.get(args.hub or "mini")
+    if args.weights_dir and not Path(args.weights_dir).is_dir():
+        raise ConfigError(
+            f"--weights-dir {args.weights_dir} is not a folder: name the folder that holds the weight files"
+        )
     if (
         args.action == "profile"
     ):  # how the models differ and what each offers each mini target (validation only)
@@ -336,12 +342,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _message(err: BaseException) -> str:
+    """The one line the user reads: a TransferlabError's own message; an OS error's cause and file."""
+    if isinstance(err, TransferlabError) or not isinstance(err, OSError):
+        return str(err)
+    where = f": {err.filename}" if err.filename else ""
+    return f"{err.strerror or err}{where} (set TRANSFERLAB_DEBUG=1 to see the traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Expected errors (a bad name, value, file, folder or environment variable; an OS error such
+    as a read-only folder or a full disk) are one ``transferlab: error: ...`` line and exit status 2, before any
+    training where they can be known then; anything else is a bug and keeps its traceback. TRANSFERLAB_DEBUG=1
+    shows the traceback of every error."""
     args = parser().parse_args(argv)
     try:
+        env.check()  # an environment variable that points nowhere is an error, not a fall-back
         return args.func(args)
-    except (ConfigError, RegistryError, FileNotFoundError, PermissionError, WeightsError) as err:
-        print(f"transferlab: error: {err}", file=sys.stderr)
+    except (TransferlabError, OSError) as err:
+        if os.environ.get("TRANSFERLAB_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"transferlab: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -25,7 +25,7 @@ from transferlab.models.hub import HUBS, MiniHubWeights
 from transferlab.models.weights import sha256_file
 from transferlab.nbexec import child_env, die_with_parent
 from transferlab.refs import WeightsRef
-from transferlab.results import atomic_torch_save, atomic_write_json
+from transferlab.results import atomic_torch_save, atomic_write_json, writable_folder
 
 
 def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
@@ -79,8 +79,12 @@ def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
 def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
     """Path and manifest of mini-hub model ``name``, pre-training it (and its parent first) if it is not cached."""
     model = mini_hub.MINI_HUB.get(name)
+    found = mini_hub.cached(name)
+    if found is not None:  # built: no lock needed, so a read-only shared cache works
+        return found
     if model.parent:
         ensure(model.parent, data_root, verbose)
+    _writable_cache()
     with mini_hub.locked(model):
         found = mini_hub.cached(name)
         if found is not None:
@@ -89,6 +93,10 @@ def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Pa
     found = mini_hub.cached(name)
     assert found is not None
     return found
+
+
+def _writable_cache() -> None:
+    writable_folder(mini_hub.cache_dir(), "mini-hub cache", "set TRANSFERLAB_CACHE to a writable folder")
 
 
 def _start(name: str, data_root: str) -> tuple[subprocess.Popen, Path]:
@@ -126,6 +134,8 @@ def ensure_all(
     processes at a time (0: one per core), parents first; returns name → manifest."""
     names = list(names or mini_hub.MINI_HUB.names())
     todo = [n for n in names if mini_hub.cached(n) is None]
+    if todo:  # before any build process starts
+        _writable_cache()
     metas = {n: mini_hub.cached(n)[1] for n in names if n not in todo}  # type: ignore[index]
     total, done = len(todo), 0
     jobs = jobs or os.cpu_count() or 1

@@ -35,6 +35,13 @@ STATUS_TEXT = {
 class PaperReport:
     def __init__(self, paper: str, results_dir: str = "results", figures_dir: str = "reports/figures"):
         self.spec = PAPERS.get(paper)
+        from transferlab.nbexec import (
+            REPO,
+        )  # relative paths: the repository's, wherever the kernel runs (make lab)
+
+        results_dir, figures_dir = (
+            str(p if Path(p).is_absolute() else REPO / p) for p in (results_dir, figures_dir)
+        )
         self.results_dir = results_dir
         self.figures = Path(figures_dir)
         self.figures.mkdir(parents=True, exist_ok=True)

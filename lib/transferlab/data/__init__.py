@@ -3,6 +3,7 @@
 from transferlab.data.base import (
     DATASET_TASKS,
     DATASETS,
+    DatasetCorruptError,
     DatasetNotFoundError,
     DatasetSource,
     Part,
@@ -36,6 +37,7 @@ __all__ = [
     "register_dataset",
     "task_name",
     "TRANSFORMS",
+    "DatasetCorruptError",
     "DatasetNotFoundError",
     "DatasetSource",
     "Part",

@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import functools
 import gzip
-import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transferlab.data.base import DATASETS, DatasetNotFoundError, DatasetSource, TensorImages
+from transferlab import env
+from transferlab.data.base import (
+    DATASETS,
+    DatasetCorruptError,
+    DatasetNotFoundError,
+    DatasetSource,
+    TensorImages,
+)
 
 FMNIST_CLASSES = [
     "T-shirt/top",
@@ -59,17 +66,23 @@ FMNIST_SOURCE = (
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (LeCun's MNIST format), gzipped or not: big-endian dims after a 4-byte magic."""
+    """Parse an IDX file (LeCun's MNIST format), gzipped or not: big-endian dims after a 4-byte magic. A file that
+    cannot be parsed is a DatasetCorruptError naming it (delete it and get it again)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (corrupt or wrong file?)")
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as err:  # a truncated or damaged .gz
+        raise _corrupt(path, f"cannot be read ({type(err).__name__}: {err})") from err
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise _corrupt(path, "is not an unsigned-byte IDX file")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    arr = np.frombuffer(data, dtype=np.uint8, offset=min(4 + 4 * ndim, len(data)))
     if arr.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: expected {dims} bytes of data, found {arr.size} (truncated download?)")
+        raise _corrupt(
+            path, f"holds {arr.size} bytes of data where its header says {int(np.prod(dims))} (truncated?)"
+        )
     return arr.reshape(dims)
 
 
@@ -83,11 +96,25 @@ def fmnist_files(raw: Path) -> dict[str, Path]:
     return found
 
 
+def _corrupt(path: Path, why: str) -> DatasetCorruptError:
+    return DatasetCorruptError(
+        f"Fashion-MNIST file {path} {why}: delete it and get the four files again (Debian/Ubuntu: `apt-get install "
+        "--reinstall dataset-fashion-mnist`; or https://github.com/zalandoresearch/fashion-mnist)"
+    )
+
+
 def _find_fmnist_dir(root: Path) -> Path | None:
-    candidates = [os.environ.get("TRANSFERLAB_FASHION_MNIST"), root / "FashionMNIST" / "raw", DEBIAN_FMNIST]
-    for d in candidates:
-        if d and all(_idx_file(Path(d), f) for f in FMNIST_FILES.values()):
-            return Path(d)
+    chosen = env.folder("TRANSFERLAB_FASHION_MNIST")
+    if chosen is not None:  # set: it must hold the files; never fall back to another copy
+        missing = [f for f in FMNIST_FILES.values() if not _idx_file(chosen, f)]
+        if missing:
+            raise DatasetNotFoundError("fashion_mnist", chosen, FMNIST_LAYOUT, FMNIST_SOURCE,
+                                       detail=f"$TRANSFERLAB_FASHION_MNIST={chosen} lacks {', '.join(missing)}; "
+                                       "fix it or unset it")  # fmt: skip
+        return chosen
+    for d in (root / "FashionMNIST" / "raw", DEBIAN_FMNIST):
+        if all(_idx_file(d, f) for f in FMNIST_FILES.values()):
+            return d
     return None
 
 
@@ -98,10 +125,11 @@ def _idx_file(d: Path, stem: str) -> Path | None:
     return None
 
 
-@functools.lru_cache(maxsize=4)
 def fashion_mnist_arrays(root: Path) -> dict[str, np.ndarray]:
     """The four Fashion-MNIST arrays (uint8 images [N, 28, 28], labels [N]), found or downloaded as documented."""
-    found = _find_fmnist_dir(root)
+    found = _find_fmnist_dir(
+        root
+    )  # looked up on every call: the cache below is per folder, not per data root
     if found is None:
         try:  # a user's machine with internet: torchvision's own download into the data root
             from torchvision.datasets import FashionMNIST
@@ -114,7 +142,12 @@ def fashion_mnist_arrays(root: Path) -> dict[str, np.ndarray]:
             ) from None
         found = _find_fmnist_dir(root)
         assert found is not None
-    return {key: read_idx(_idx_file(found, stem)) for key, stem in FMNIST_FILES.items()}  # type: ignore[arg-type]
+    return _arrays(found)
+
+
+@functools.lru_cache(maxsize=4)
+def _arrays(folder: Path) -> dict[str, np.ndarray]:
+    return {key: read_idx(_idx_file(folder, stem)) for key, stem in FMNIST_FILES.items()}  # type: ignore[arg-type]
 
 
 def _stratified_take(labels: np.ndarray, per_class: int | float, rng: np.random.Generator) -> np.ndarray:

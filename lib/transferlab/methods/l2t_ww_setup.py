@@ -16,13 +16,13 @@ A setting fixes the source's and the target's feature lists (channel widths by i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from transferlab import env
 from transferlab.config import ConfigError
 from transferlab.methods.matching import (
     CIFAR_PAIRS,
@@ -145,7 +145,7 @@ def load_source(name: str, checkpoint: str, data_root: str) -> FrozenSource:
     if name == "l2t_resnet32":
         from transferlab.models.l2t_ww_source import CHECKPOINT_NAME, load_l2t_resnet32
 
-        path = checkpoint or Path(os.environ.get("TRANSFERLAB_WEIGHTS_DIR", "weights")) / CHECKPOINT_NAME
+        path = checkpoint or (env.folder("TRANSFERLAB_WEIGHTS_DIR") or Path("weights")) / CHECKPOINT_NAME
         return FrozenSource(load_l2t_resnet32(path)[0], "blocks")
     if name == "resnet34":
         return FrozenSource(build_backbone("resnet34", "IMAGENET1K_V1", data_root=data_root), "stages")

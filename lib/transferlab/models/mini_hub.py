@@ -31,11 +31,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferlab import env
 from transferlab.config import DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
 from transferlab.models.weights import WeightsError, load_checked, sha256_file
@@ -100,7 +100,7 @@ for _m in (
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TRANSFERLAB_CACHE", Path.home() / ".cache" / "transferlab")) / "mini_hub"
+    return (env.folder("TRANSFERLAB_CACHE") or Path.home() / ".cache" / "transferlab") / "mini_hub"
 
 
 def _paths(model: HubModel) -> tuple[Path, Path]:
@@ -162,20 +162,24 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
             "(or `make hub`); `transferlab run` and `transferlab.run()` build what a run needs first"
         )
     weights, meta = found
+    fix = (
+        f"delete it and its manifest {weights.with_suffix('.json').name} and run `transferlab hub build mini`"
+    )
     try:
-        state = load_checked(weights, meta["sha256"])
+        state = load_checked(weights, meta["sha256"], fix)
         net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
         net.load_state_dict(state, strict=True)
+    except WeightsError:  # already names the file and the fix (e.g. a pickle that weights_only refuses)
+        raise
     except (
         RuntimeError,
         KeyError,
         ValueError,
     ) as err:  # a file that matches its manifest but not the network
-        first = str(err).strip().splitlines()[-1][:300]
+        first = str(err).strip().splitlines()[-1].strip()[:300]
         raise WeightsError(
-            f"mini hub model {name!r}: {weights} does not fit a {backbone} ({type(err).__name__}: {first}); delete "
-            f"it and its manifest {weights.with_suffix('.json').name} and run `transferlab hub build mini`"
-        ) from None
+            f"mini hub model {name!r}: {weights} does not fit a {backbone} ({type(err).__name__}: {first}); {fix}"
+        ) from err
     net.weights_sha256 = meta["sha256"]
     net.hub_model = f"mini:{name}"
     return net

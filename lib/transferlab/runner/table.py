@@ -16,10 +16,13 @@ from pathlib import Path
 from transferlab import hubbuild
 from transferlab.config import ConfigError
 from transferlab.data import load as load_dataset
+from transferlab.models.mini_hub import MINI_HUB, load_hub_backbone
+from transferlab.nbexec import notebook_path
 from transferlab.papers import PAPERS
-from transferlab.results import RESULTS_DIR, finished_result
+from transferlab.results import RESULTS_DIR, finished_result, writable_folder
 from transferlab.runner.plan import Planned, order, plan, reuse
 from transferlab.runner.workers import run_pool
+from transferlab.train import resolve_device
 
 EXECUTORS = ("local", "slurm")
 
@@ -67,15 +70,29 @@ def run_tables(work: list[tuple[str, str]], protocol: str, seeds=None, jobs: int
         for p in todo:
             out(f"  would run: {p.run_dir}")
         return counts
+    if todo or any(p.status == "reuse" for p in planned_all):  # before anything is written or trained
+        for paper in sorted({paper for paper, _ in work} if notebooks else ()):
+            notebook_path(PAPERS.get(paper).notebook)
+        if protocol == "paper":
+            check_data(todo)
+        writable_folder(root, "results folder", "pass --results <a writable folder> (the Python API and notebooks: "
+                        "results=... or TRANSFERLAB_RESULTS)")  # fmt: skip
     for p in planned_all:
         if p.status == "reuse":
             reuse(p)
     if todo:
-        if protocol == "paper":
-            check_data(todo)
+        if (
+            executor == "local"
+        ):  # a device this machine lacks: say so now, not in every cell (SLURM nodes differ)
+            for device in sorted({p.cfg.device for p in todo}):
+                resolve_device(device)
         names = sorted({n for p in todo for n in hubbuild.models_of(p.cfg)})
         if names:
             hubbuild.ensure_all(names, data_root=todo[0].cfg.data.data_root, out=out)
+            for (
+                name
+            ) in names:  # a cached file that matches its manifest but not the network: stop before any cell
+                load_hub_backbone(name, MINI_HUB.get(name).backbone)
         notebook = {paper: PAPERS.get(paper).notebook for paper, _ in work} if notebooks else {}
         report = Progress(todo, ", ".join(sorted({f"{p}/{t}" for p, t in work})), out)
         try:
