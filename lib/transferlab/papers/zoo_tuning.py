@@ -35,7 +35,13 @@ HUB_METHODS = ["ensemble", "feature_concat", "distill", "zoo_tuning", "zoo_tunin
 # fine-tuning cell at 900 iterations; `resolve("zoo_tuning", "classification", dataset="mini_digits", ...)` still
 # runs it for exploration.
 MINI_ITERATIONS = 900  # chosen by classification_design
-MINI_HUB_BASE = {**MINI_COMMON, "lr": 0.01, "head_lr_mult": 10.0, "sample_rate": 0.15, "iterations": MINI_ITERATIONS}
+MINI_HUB_BASE = {
+    **MINI_COMMON,
+    "lr": 0.01,
+    "head_lr_mult": 10.0,
+    "sample_rate": 0.15,
+    "iterations": MINI_ITERATIONS,
+}
 MINI_DATASETS = ["mini_fmnist"]
 MINI_DIGITS = [({"dataset": "mini_digits"}, DIGITS)]
 GATE_ABLATION = [{"gate_init": "uniform"}, {"gate_init": "biased"}]
