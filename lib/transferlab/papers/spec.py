@@ -63,6 +63,9 @@ class Table:
     provenance: str = ""  # where the settings come from (paper table, official code file)
     notes: str = ""
     missing: dict[str, str] = field(default_factory=dict)  # method → why it cannot run yet
+    # non-empty: the table runs only when named (`--table`), never in "every table" runs (`transferlab run all`,
+    # `make demo`); the text says why and how to run it (the mini NER table: its own `make ner`)
+    separate: str = ""
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
         out = []
@@ -119,8 +122,12 @@ class Paper:
             )
         return self.tables[key]
 
-    def table_names(self, protocol: str) -> list[str]:
-        return [t for t, p in self.tables if p == protocol]  # in the paper module's order: main table first
+    def table_names(self, protocol: str, separate: bool = False) -> list[str]:
+        """The protocol's tables in the paper module's order (main table first); ``separate`` tables (run only when
+        named) are left out unless ``separate``."""
+        return [
+            t for (t, p), table in self.tables.items() if p == protocol and (separate or not table.separate)
+        ]
 
 
 PAPERS: Registry[Paper] = Registry("paper")
