@@ -294,3 +294,21 @@ def test_import_transferlab_does_not_import_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_the_ner_exploration_notebook_shows_each_types_top_tokens(tmp_path):
+    """``notebooks/explore_co_tuning_ner.py`` on the mini protocol, as a user runs it (fits the MiniLM masked-LM head
+    once if the cache lacks it: minutes)."""
+    import json
+    import os
+
+    from transferlab import nbexec
+
+    ipynb = nbexec.notebook_ipynb("explore_co_tuning_ner", tmp_path)
+    env = {**os.environ, "PYTHONPATH": nbexec.pythonpath_with_lib(os.environ.get("PYTHONPATH"))}
+    code, tail = nbexec.execute_notebook(ipynb, tmp_path / "out.ipynb", {"top": 5}, env, tmp_path / "log")
+    assert code == 0, tail
+    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in cells for o in c.get("outputs", []))
+    assert all(t in html for t in ("MISC", "PER", "ORG", "LOC"))

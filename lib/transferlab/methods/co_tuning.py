@@ -22,6 +22,9 @@ on the target train images (test-time transform) and validation images, by one o
   images of class c. ``direct_variant="official"``: softmax(T·z) over train + val; ``"tllib"``: plain softmax over
   train only.
 
+On a token-classification task (NER) the source head is BERT's masked-LM head and the target categories are the
+entity types: relationship and loss are in :mod:`transferlab.methods.co_tuning_tokens`.
+
 The pieces are public functions so a notebook can study them: :func:`soft_label_loss`,
 :func:`direct_relationship`, :func:`calibrate`, :func:`reverse_relationship`. Golden tests compare them with the
 official code's outputs (``tests/test_co_tuning.py``).

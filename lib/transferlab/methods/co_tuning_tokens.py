@@ -97,6 +97,14 @@ def relationship(method, data) -> tuple[np.ndarray, dict]:
     return r, {"relationship": what, "entity_types": task.entity_types, "tokens": counts.tolist()}
 
 
+def top_tokens(r: torch.Tensor, tok, entity_types: list[str], k: int = 10) -> dict[str, list[str]]:
+    """Entity type → its ``k`` most probable vocabulary tokens under R, as "token (p)" strings (``tok``: the
+    backbone's tokenizer)."""
+    p, idx = torch.as_tensor(r).double().topk(k, dim=1)
+    return {t: [f"{tok.convert_ids_to_tokens(int(i))} ({float(v):.3f})" for v, i in zip(p[row], idx[row])]
+            for row, t in enumerate(entity_types)}  # fmt: skip
+
+
 def loss(method, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """CE on the token head + λ · the soft-label loss of the masked-LM head at the entity tokens."""
     bb = method.backbone

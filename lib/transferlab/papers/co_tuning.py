@@ -73,6 +73,7 @@ MINI_NER = {  # a mechanics check at CPU scale (our choices): the constructed mi
     "batch_size": 16,
     "iterations": 100,  # ~10 epochs of the 25 % sample (150 sentences), as the paper protocol's 10 epochs
     "eval_every": 10,
+    "checkpoint_every": 50,  # run-time only: a resumable checkpoint (encoder + Adam state, ~270 MB) twice a run
     "sample_rate": 0.25,
     "precision": "auto",
 }
