@@ -70,6 +70,7 @@ MINI_NER = {  # a mechanics check at CPU scale (our choices): the constructed mi
     **PAPER_NER,
     "dataset": "mini_ner",
     "pretrained": "minilm-l6-mlm",
+    "lr": 3e-4,  # chosen once on validation F1 (fine-tuning, seed 0) from {5e-5, 1e-4, 3e-4}: 69.1 / 92.4 / 95.2
     "batch_size": 16,
     "iterations": 100,  # ~10 epochs of the 25 % sample (150 sentences), as the paper protocol's 10 epochs
     "eval_every": 10,
