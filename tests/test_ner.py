@@ -310,5 +310,7 @@ def test_the_ner_exploration_notebook_shows_each_types_top_tokens(tmp_path):
     code, tail = nbexec.execute_notebook(ipynb, tmp_path / "out.ipynb", {"top": 5}, env, tmp_path / "log")
     assert code == 0, tail
     cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
-    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in cells for o in c.get("outputs", []))
+    html = "".join(
+        "".join(o.get("data", {}).get("text/html", "")) for c in cells for o in c.get("outputs", [])
+    )
     assert all(t in html for t in ("MISC", "PER", "ORG", "LOC"))

@@ -82,9 +82,8 @@ def load_data(cfg: RunConfig) -> tuple[tl_data.DatasetSource, SplitIndices, tl_d
     """The run's dataset, its seeded train/val/test split, its transform preset and its task."""
     source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
     task = task_of(source)
-    splits = task.split(
-        source, cfg.data, cfg.seed
-    )  # classification: make_splits; tokens: the official dev set
+    # the task draws the split: classification samples per class and carves validation; tokens keep the dev file
+    splits = task.split(source, cfg.data, cfg.seed)
     preset = tl_data.TRANSFORMS.get(source.preset if cfg.data.preset == "auto" else cfg.data.preset)
     return source, splits, preset, task
 

@@ -182,10 +182,8 @@ RELATIONSHIP_FILE = "relationship.npz"
 class CoTuning(Method):
     name = "co_tuning"
     paper = "Co-Tuning for Transfer Learning (NeurIPS 2020)"
-    tasks = (
-        "classification",
-        "token_classification",
-    )  # tokens: methods/co_tuning_tokens.py (NER, masked-LM head)
+    # token_classification: NER with BERT's masked-LM head as the source head (methods/co_tuning_tokens.py)
+    tasks = ("classification", "token_classification")
     uses_source_head = True
 
     @dataclass(frozen=True)

@@ -122,9 +122,8 @@ def fit(body: torch.nn.Module, tok) -> tuple[dict, dict]:
     torch.manual_seed(SEED)
     head = MLMHead(cfg.hidden_size, cfg.vocab_size, cfg.layer_norm_eps)
     head.decoder.weight.data.copy_(body.embeddings.word_embeddings.weight.detach())
-    head.decoder.weight.requires_grad_(
-        False
-    )  # tied to the (frozen) input embeddings, as in BERT pre-training
+    # the decoder is tied to the (frozen) input embeddings, as in BERT pre-training
+    head.decoder.weight.requires_grad_(False)
     head.decoder.bias.data.zero_()
     opt = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=LR)
     gen = torch.Generator().manual_seed(SEED)
