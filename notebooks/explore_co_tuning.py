@@ -19,7 +19,7 @@
 # `soft_label_loss`). Nothing is trained here; the mini protocol runs on the CPU in seconds.
 
 # %% tags=["parameters"]
-source: str = "mini:fmnist_a"  # source model with its head: mini:<hub model> (transferlab hub list)
+source: str = "mini:clusters"  # source model with its head: mini:<hub model> (transferlab hub list)
 dataset: str = "mini_fmnist"  # target dataset (transferlab data list)
 sample_rate: float = 0.15  # fraction of each target class's training images
 val_fraction: float = 0.2  # share of them held out for validation (the reverse approach chooses C on it)

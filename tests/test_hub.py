@@ -216,7 +216,7 @@ def test_offline_errors_name_the_file_and_its_url(offline, tmp_path):
 
 # ----------------------------------------------------------------------------------------------- the mini hub
 def test_mini_hub_through_the_same_interface(tiny_hub):
-    assert HUBS.get("mini").names() == ["fmnist_full", "fmnist_coarse", "fmnist_a", "fmnist_rot", "digits"]
+    assert HUBS.get("mini").names() == ["clusters", "coarse", "rotation", "parity", "jigsaw"]
     hub = mini_hub_of([tiny_hub], name="tiny")
     assert hub.check()[0].status in ("missing", "ok")  # never pre-trains
     net = hub.load(tiny_hub)
@@ -284,7 +284,7 @@ def test_cli_check_flags_bad_checksums_and_lists_hubs(synthetic, offline, capsys
     assert out.count(" bad ") == 5 and "checksum mismatch" in out
     assert cli.main(["hub", "list"]) == 0
     out = capsys.readouterr().out
-    assert "paper:" in out and "paper_mocov2:" in out and "mini:" in out and "fmnist_rot" in out
+    assert "paper:" in out and "paper_mocov2:" in out and "mini:" in out and "jigsaw" in out
     assert cli.main(["hub", "list", "nope"]) == 2
     assert "unknown model hub 'nope'" in capsys.readouterr().err
 
@@ -304,3 +304,33 @@ def test_paper_hub_names_are_weights_of_their_architecture_only():
         check_weights("resnet50", WeightsRef.parse("hub:papr"))
     with pytest.raises(WeightsError, match="resnet50 weights"):
         build_backbone("resnet18", "maskrcnn_coco_v1")
+
+
+def test_pinned_weight_files_are_torchvisions_own():
+    """The URLs kept as facts (so that transferlab need not import torchvision) are those torchvision's enums use."""
+    from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
+    from torchvision.models.detection import KeypointRCNN_ResNet50_FPN_Weights, MaskRCNN_ResNet50_FPN_Weights
+    from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights
+    from transferlab.models import hub as hub_mod
+    from transferlab.models.weights import TORCHVISION_WEIGHTS
+
+    assert {
+        "resnet18": {"IMAGENET1K_V1": ResNet18_Weights.IMAGENET1K_V1.url},
+        "resnet34": {"IMAGENET1K_V1": ResNet34_Weights.IMAGENET1K_V1.url},
+        "resnet50": {"IMAGENET1K_V1": ResNet50_Weights.IMAGENET1K_V1.url,
+                     "IMAGENET1K_V2": ResNet50_Weights.IMAGENET1K_V2.url},
+    } == TORCHVISION_WEIGHTS  # fmt: skip
+    assert MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url == hub_mod.MASKRCNN_URL
+    assert DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1.url == hub_mod.DEEPLABV3_URL
+    assert KeypointRCNN_ResNet50_FPN_Weights.COCO_V1.url == hub_mod.KEYPOINTRCNN_URL
+
+
+def test_importing_the_suite_does_not_import_torchvision_or_the_report_stack():
+    import subprocess
+    import sys
+
+    code = ("import sys, transferlab, transferlab.runner, transferlab.cli; "
+            "print(sorted(m for m in ('torchvision', 'seaborn', 'matplotlib', 'sklearn', 'pandas') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -38,13 +38,13 @@ def test_mini_vgg_and_mini_resnet_feature_maps_fit_the_mini_pairs():
 
 
 def test_settings_resolve_auto_and_refuse_other_combinations():
-    assert resolve("auto", "mini_vgg")[0] == "mini:fmnist_full"
+    assert resolve("auto", "mini_vgg")[0] == "mini:clusters"
     assert resolve("auto", "vgg9_bn")[0] == "l2t_resnet32"
     assert resolve("mini:digits", "mini_vgg")[1] is SETTINGS["mini", "mini_vgg"]
     for source, target in (
         ("auto", "mini_resnet"),
         ("l2t_resnet32", "mini_vgg"),
-        ("mini:fmnist_full", "vgg9_bn"),
+        ("mini:clusters", "vgg9_bn"),
     ):
         with pytest.raises(ConfigError, match=r"supported \(source, target\).*mini:<hub model>, mini_vgg"):
             resolve(source, target)

@@ -32,7 +32,8 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from transferlab.data import DATASETS, DatasetNotFoundError, load
 from transferlab.data import folders as folders_mod
 from transferlab.data import real as real_mod
-from transferlab.data.real import EUROSAT_SPLIT_SEED, STL10Labelled, per_class_split
+from transferlab.data.real import EUROSAT_SPLIT_SEED, per_class_split
+from transferlab.data.torchvision_sets import STL10Labelled
 
 
 def _cifar10(root: Path, mp: pytest.MonkeyPatch) -> Expected:

@@ -1,7 +1,7 @@
 """The mini protocol is meaningful: fine-tuning a mini-hub model clearly beats training from scratch.
 
-Runs the two cells of the ``finetune`` paper's mini table at the lowest sampling rate (5 %: 9 training and 1
-validation image per class) at seed 0, exactly as ``make demo`` does, with the real mini hub model ``fmnist_full``
+Runs the two cells of the ``finetune`` paper's mini table at the lowest sampling rate (5 %: 10
+training images per class, the fixed 100-per-class validation set) at seed 0, exactly as ``make demo`` does, with the real mini hub ancestor ``clusters``
 (pre-trained here into the test session's private cache, ~15-60 s). The README states the margin measured over 3 seeds.
 """
 

@@ -267,7 +267,7 @@ def test_plan_and_dry_run_list_cells_and_run_nothing(test_paper, tmp_path, capsy
         (["run", PAPER, "--protocol", "big"], r"invalid choice: 'big' \(choose from '?mini'?, '?paper'?\)"),
         (["run", PAPER, "--table", "grid", "--set", "method=fintune"], r"unknown method 'fintune'.*Did you mean 'finetune'"),
         (["run", PAPER, "--table", "grid", "--set", "dataset=mini_digit"], r"Did you mean 'mini_digits'"),
-        (["run", PAPER, "--table", "grid", "--set", "pretrained=mini:fmnist_ful"], r"does not exist.*Did you mean 'mini:fmnist_full'"),
+        (["run", PAPER, "--table", "grid", "--set", "pretrained=mini:clustrs"], r"does not exist.*Did you mean 'mini:clusters'"),
         (["run", PAPER, "--table", "grid", "--set", "lr=NaN"], r"lr=nan must be a finite number"),
         (["run", PAPER, "--table", "grid", "--set", "iterations=0"], r"iterations and eval_every must be >= 1"),
         (["run", PAPER, "--table", "grid", "--set", "sample_rate=1.5"], r"sample_rate=1.5 must lie in \(0, 1\]"),
@@ -566,3 +566,16 @@ def test_slurm_settings_reach_the_sbatch_script(tmp_path, monkeypatch):
         "python", "u"
     )
     assert "--gpus-per-node" not in sbatch and "--gres" not in sbatch
+
+
+def test_a_table_runs_through_its_notebook_with_papermill(test_paper, tmp_path, capsys):
+    """What ``make demo`` does: the paper notebook (scope="table") runs the table through the runner and its warm
+    workers, then shows the table; the executed notebook is kept."""
+    code = cli.main(["run", PAPER, "--table", "grid", "--seeds", "0", "--jobs", "1", "--results", str(tmp_path),
+                     "--via-notebook"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    _check_finished(plan(PAPER, "grid", "mini", seeds=[0], root=tmp_path))
+    executed = tmp_path / PAPER / "mini" / "notebook-grid.ipynb"
+    text = executed.read_text()
+    assert "done" in text and "test accuracy" in text  # the runner's lines, in the kept notebook
+    assert "jp-" not in text and '"image/png"' in text  # the table's figures were drawn

@@ -163,8 +163,11 @@ class _NotAWeight:
 def test_load_checked_refuses_pickled_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"w": torch.zeros(2), "x": _NotAWeight()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(
+        WeightsError, match=f"{path} holds pickled objects .* weights_only loading refuses"
+    ) as err:
         load_checked(path, None)
+    assert isinstance(err.value.__cause__, pickle.UnpicklingError)  # refused by torch, kept for the log
 
 
 def test_default_weights_refused():

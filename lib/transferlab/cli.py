@@ -6,12 +6,12 @@ Every command validates its arguments before doing any work and names the valid 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from transferlab.config import ConfigError
-from transferlab.models.weights import WeightsError
-from transferlab.registry import RegistryError
+from transferlab import env
+from transferlab.errors import ConfigError, TransferlabError
 
 
 def _seeds(text: str) -> list[int]:
@@ -59,7 +59,7 @@ def cmd_run(args) -> int:
         paper = PAPERS.get(name)
         if not args.table:
             _say_separate(paper, args.protocol)
-        for t in [args.table] if args.table else paper.table_names(args.protocol):
+        for t in [args.table] if args.table else paper.table_names(args.protocol):  # design grids: when named
             table = paper.table(t, args.protocol)
             if args.complete_only and any(c.missing for c in table.cells(paper=name)):
                 print(f"{name}/{t} ({args.protocol}): skipped, some of its methods are not implemented yet")
@@ -90,6 +90,7 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from transferlab.papers import PAPERS
     from transferlab.publish import build_index, build_report
+    from transferlab.results import writable_folder
 
     names = PAPERS.names() if args.all else [args.paper]
     if not args.all and args.paper is None:
@@ -99,6 +100,13 @@ def cmd_report(args) -> int:
     if not Path(args.results).is_dir():
         raise ConfigError(f"results folder {args.results} does not exist; run a table first "
                           "(`transferlab run <paper>`) or pass --results <folder>")  # fmt: skip
+    if args.markdown:  # the result tables and claim verdicts as Markdown, on stdout
+        from transferlab.reports_markdown import paper_markdown
+
+        for name in names:
+            print(paper_markdown(name, args.results, args.protocol))
+        return 0
+    writable_folder(args.out, "report folder", "pass --out <a writable folder>")  # before papermill starts
     for name in names:
         html = build_report(name, args.results, args.out)
         print(f"wrote {html}")
@@ -187,6 +195,21 @@ def cmd_hub(args) -> int:
                 print(f"  {m.name:22s} {m.arch:12s} {m.provenance}")
         return 0
     hub = HUBS.get(args.hub or "mini")
+    if args.weights_dir and not Path(args.weights_dir).is_dir():
+        raise ConfigError(
+            f"--weights-dir {args.weights_dir} is not a folder: name the folder that holds the weight files"
+        )
+    if (
+        args.action == "profile"
+    ):  # how the models differ and what each offers each mini target (validation only)
+        from transferlab.perf.hub_profile import format_profile, profile
+        from transferlab.results import atomic_write_json
+
+        measured = profile(hub.name)
+        print(format_profile(measured))
+        atomic_write_json(Path(args.out), measured)
+        print(f"wrote {args.out}")
+        return 0
     if args.action == "build" and hub.name == "mini":  # pre-train and cache, with the pretext accuracies
         metas = hubbuild.ensure_all(
             [m.weights.model for m in hub.models], data_root=args.root, jobs=args.jobs
@@ -267,6 +290,8 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="build reports/<paper>.html (and reports/index.html) from the results",
                          epilog=_papers_and_tables(), formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     rep.add_argument("paper", nargs="?", help="a paper (see below); or --all")
+    rep.add_argument("--markdown", action="store_true", help="print the result tables and claims as Markdown")
+    rep.add_argument("--protocol", default="mini", choices=["mini", "paper"], help="with --markdown")
     rep.add_argument("--all", action="store_true", help="every paper, plus an index page")
     rep.add_argument("--results", default="results")
     rep.add_argument("--out", default="reports")
@@ -318,7 +343,8 @@ def parser() -> argparse.ArgumentParser:
         help="model hubs: list them, check their files (presence, checksums), fetch (download) what is missing, "
         "build (pre-train) the mini hub; check/fetch exit 1 if a file is missing or bad",
     )
-    h.add_argument("action", choices=["list", "check", "fetch", "build"])
+    h.add_argument("action", choices=["list", "check", "fetch", "build", "profile"])
+    h.add_argument("--out", default="reports/mini_hub_profile.json", help="profile: where the JSON goes")
     h.add_argument("hub", nargs="?", help="a hub (default: every hub for list, 'mini' otherwise)")
     h.add_argument("--weights-dir", help="user-supplied weights files (also: $TRANSFERLAB_WEIGHTS_DIR)")
     h.add_argument("--root", default="data", help="data root (pre-training the mini hub)")
@@ -329,12 +355,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _message(err: BaseException) -> str:
+    """The one line the user reads: a TransferlabError's own message; an OS error's cause and file."""
+    if isinstance(err, TransferlabError) or not isinstance(err, OSError):
+        return str(err)
+    where = f": {err.filename}" if err.filename else ""
+    return f"{err.strerror or err}{where} (set TRANSFERLAB_DEBUG=1 to see the traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Expected errors (a bad name, value, file, folder or environment variable; an OS error such
+    as a read-only folder or a full disk) are one ``transferlab: error: ...`` line and exit status 2, before any
+    training where they can be known then; anything else is a bug and keeps its traceback. TRANSFERLAB_DEBUG=1
+    shows the traceback of every error."""
     args = parser().parse_args(argv)
     try:
+        env.check()  # an environment variable that points nowhere is an error, not a fall-back
         return args.func(args)
-    except (ConfigError, RegistryError, FileNotFoundError, PermissionError, WeightsError) as err:
-        print(f"transferlab: error: {err}", file=sys.stderr)
+    except (TransferlabError, OSError) as err:
+        if os.environ.get("TRANSFERLAB_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"transferlab: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -46,6 +46,9 @@ class DataConfig:
     sample_rate: float = 1.0  # fraction of each class's training images kept, in (0, 1]
     shots: int = 0  # k images per class instead of a rate (0: use sample_rate)
     val_fraction: float = 0.1  # share of the sampled train set carved out per class for validation
+    val_per_class: int = (
+        0  # >0: a fixed validation set of this many images per class, held out of the pool first
+    )
     batch_size: int = 48  # training batch size
     eval_batch_size: int = 256  # batch size for validation and test
     preset: str = "auto"  # transform preset (transferlab.data.TRANSFORMS); auto: the dataset's default
@@ -62,6 +65,10 @@ class DataConfig:
             raise ConfigError("give either shots (k per class) or sample_rate, not both")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction={self.val_fraction} must lie in [0, 1)")
+        if self.val_per_class < 0:
+            raise ConfigError(
+                f"val_per_class={self.val_per_class} must be >= 0 (0: carve val_fraction instead)"
+            )
         for name in ("batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
@@ -121,7 +128,7 @@ class RunConfig:
     method: str = "finetune"  # registered method (transferlab.methods.METHODS)
     backbone: str = "mini_resnet"  # registered backbone (transferlab.models.BACKBONES)
     pretrained: str = (
-        "mini:fmnist_full"  # weights to start from: "none", a torchvision enum name or "mini:<hub model>"
+        "mini:clusters"  # weights to start from: "none", "hub:<hub>", "mini:<hub model>" or a weights name
     )
     seed: int = 0  # seeds data sampling, initialisation and augmentation
     precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import torch
 
 from transferlab import data as tl_data
+from transferlab import env
 from transferlab.config import ConfigError, RunConfig
 from transferlab.data.splits import SplitIndices
 from transferlab.methods import METHODS, Method, method_config
@@ -33,6 +35,7 @@ from transferlab.results import (
     atomic_write_json,
     finished_result,
     read_json,
+    read_result,
     remove_stale_temporaries,
     run_lock,
 )
@@ -68,7 +71,7 @@ def run_dir(cfg: RunConfig, root: Path | str = RESULTS_DIR) -> Path:
 
 def setup_runtime(cfg: RunConfig) -> torch.device:
     """Pin CPU threads (results depend on them in the last bits) and choose deterministic kernels on CPU."""
-    threads = int(os.environ.get("TRANSFERLAB_THREADS", "0")) or min(os.cpu_count() or 1, 8)
+    threads = env.integer("TRANSFERLAB_THREADS") or min(os.cpu_count() or 1, 8)
     torch.set_num_threads(threads)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
@@ -141,7 +144,18 @@ def run(cfg: RunConfig, out_dir: Path | str | None = None, force: bool = False,
         if done is not None:
             print(f"already finished: {out} (delete it or pass force=True to re-run)")
             return done
+        _set_aside_unreadable(out / "metrics.json")
         return train(cfg, out, dependencies)[1]
+
+
+def _set_aside_unreadable(metrics: Path) -> None:
+    """A partial or corrupt metrics.json means "not finished": kept for inspection under another name (nothing is
+    deleted), and the cell runs again."""
+    if metrics.exists() and read_result(metrics) is None:
+        aside = metrics.with_name(f"{metrics.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+        metrics.replace(aside)
+        print(f"{metrics} is unreadable or partial (not a finished run): moved it to {aside.name}; running again",
+              flush=True)  # fmt: skip
 
 
 __all__ = ["check", "load_data", "prepared_method", "run", "run_dir", "setup_runtime", "train"]

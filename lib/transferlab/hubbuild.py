@@ -9,10 +9,10 @@ saying "model k of n" as each finishes. ``ensure_assets(cfg)`` builds what one r
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import subprocess
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -23,8 +23,9 @@ from transferlab.methods import METHODS
 from transferlab.models import mini_hub
 from transferlab.models.hub import HUBS, MiniHubWeights
 from transferlab.models.weights import sha256_file
+from transferlab.nbexec import child_env, die_with_parent
 from transferlab.refs import WeightsRef
-from transferlab.results import atomic_torch_save, atomic_write_json
+from transferlab.results import atomic_torch_save, atomic_write_json, writable_folder
 
 
 def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
@@ -50,7 +51,10 @@ def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
                 os.environ.pop("TRANSFERLAB_THREADS", None)
             else:
                 os.environ["TRANSFERLAB_THREADS"] = prev_env
-    atomic_torch_save(weights, {k: v.cpu() for k, v in method.backbone.state_dict().items()})
+    # the model and its pretext head (a descendant's parent head, kept by fine-tuning as its source head, is not part
+    # of the descendant)
+    state = {k: v.cpu() for k, v in method.backbone.state_dict().items() if not k.startswith("source_head.")}
+    atomic_torch_save(weights, state)
     meta = {
         "name": model.name,
         "description": model.description,
@@ -75,8 +79,12 @@ def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
 def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
     """Path and manifest of mini-hub model ``name``, pre-training it (and its parent first) if it is not cached."""
     model = mini_hub.MINI_HUB.get(name)
+    found = mini_hub.cached(name)
+    if found is not None:  # built: no lock needed, so a read-only shared cache works
+        return found
     if model.parent:
         ensure(model.parent, data_root, verbose)
+    _writable_cache()
     with mini_hub.locked(model):
         found = mini_hub.cached(name)
         if found is not None:
@@ -87,10 +95,21 @@ def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Pa
     return found
 
 
-def _build_one(name: str, data_root: str) -> dict:
-    torch.set_num_threads(1)  # one thread per process: 2 threads on a loaded machine run 7–12× slower
-    os.environ["TRANSFERLAB_THREADS"] = "1"
-    return ensure(name, data_root, verbose=False)[1]
+def _writable_cache() -> None:
+    writable_folder(mini_hub.cache_dir(), "mini-hub cache", "set TRANSFERLAB_CACHE to a writable folder")
+
+
+def _start(name: str, data_root: str) -> tuple[subprocess.Popen, Path]:
+    """A child process that builds one model (``python -m transferlab.hubbuild NAME``), one CPU thread, killed with
+    its parent (no re-import of the caller's ``__main__``, as multiprocessing's spawn would do); its output goes to
+    a log file beside the cache."""
+    log = mini_hub.cache_dir() / ".work" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "transferlab.hubbuild", name, data_root],
+                                env=child_env(TRANSFERLAB_THREADS="1", TRANSFERLAB_PROGRESS="text"), stdout=fh,
+                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent)  # fmt: skip
+    return proc, log
 
 
 def _levels(names: list[str]) -> list[list[str]]:
@@ -115,6 +134,8 @@ def ensure_all(
     processes at a time (0: one per core), parents first; returns name → manifest."""
     names = list(names or mini_hub.MINI_HUB.names())
     todo = [n for n in names if mini_hub.cached(n) is None]
+    if todo:  # before any build process starts
+        _writable_cache()
     metas = {n: mini_hub.cached(n)[1] for n in names if n not in todo}  # type: ignore[index]
     total, done = len(todo), 0
     jobs = jobs or os.cpu_count() or 1
@@ -129,13 +150,24 @@ def ensure_all(
                 done += 1
                 out(_line(done, total, metas[n]))
             continue
-        context = multiprocessing.get_context("spawn")  # no fork of a process that already runs torch threads
-        with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=context) as pool:
-            futures = {pool.submit(_build_one, n, data_root): n for n in pending}
-            for fut in as_completed(futures):
-                metas[futures[fut]] = fut.result()
+        queue, running = list(pending), {}
+        while queue or running:
+            while queue and len(running) < jobs:
+                name = queue.pop(0)
+                running[name] = _start(name, data_root)
+            finished = [n for n, (proc, _) in running.items() if proc.poll() is not None]
+            if not finished:
+                time.sleep(0.2)
+                continue
+            for name in finished:
+                proc, log = running.pop(name)
+                found = mini_hub.cached(name)
+                if proc.returncode or found is None:
+                    raise RuntimeError(f"pre-training mini hub model {name!r} failed (exit {proc.returncode}); "
+                                       f"its log {log}:\n{log.read_text()[-3000:]}")  # fmt: skip
+                metas[name] = found[1]
                 done += 1
-                out(_line(done, total, metas[futures[fut]]))
+                out(_line(done, total, metas[name]))
     return {n: metas[n] for n in names}
 
 
@@ -165,3 +197,9 @@ def ensure_assets(cfg: RunConfig, verbose: bool = True) -> None:
 
 
 __all__ = ["ensure", "ensure_all", "ensure_assets", "models_of"]
+
+if (
+    __name__ == "__main__"
+):  # one build, in a child process of ensure_all: python -m transferlab.hubbuild NAME ROOT
+    torch.set_num_threads(1)
+    ensure(sys.argv[1], sys.argv[2], verbose=True)

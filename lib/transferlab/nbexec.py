@@ -17,10 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from transferlab import env
+from transferlab.errors import ConfigError
 from transferlab.results import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = Path(os.environ.get("TRANSFERLAB_NOTEBOOKS", REPO / "notebooks"))
+NOTEBOOKS = REPO / "notebooks"  # the default; $TRANSFERLAB_NOTEBOOKS replaces it
 KERNEL_START_ERRORS = ("Kernel died before replying", "Kernel didn't respond", "Address already in use")
 
 
@@ -44,14 +46,27 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def notebook_path(name: str) -> Path:
+    """``notebooks/<name>.py`` (or in ``$TRANSFERLAB_NOTEBOOKS``); ConfigError naming the folder if it is not there,
+    so a run through notebooks stops before any cell starts."""
+    folder = env.folder("TRANSFERLAB_NOTEBOOKS")
+    src = (folder or NOTEBOOKS) / f"{name}.py"
+    if not src.is_file():
+        where = f"$TRANSFERLAB_NOTEBOOKS={folder}" if folder else f"the repository's {NOTEBOOKS}"
+        fix = (
+            "unset TRANSFERLAB_NOTEBOOKS or point it at"
+            if folder
+            else "restore it from git, or set TRANSFERLAB_NOTEBOOKS to"
+        )
+        raise ConfigError(f"notebook {name}.py not found in {where}: {fix} a folder that holds {name}.py")
+    return src
+
+
 def notebook_ipynb(name: str, work_dir: Path) -> Path:
     """The jupytext notebook ``notebooks/<name>.py`` converted to .ipynb (papermill's input)."""
     import jupytext
 
-    src = NOTEBOOKS / f"{name}.py"
-    if not src.exists():
-        raise FileNotFoundError(f"notebook {src} not found")
-    nb = jupytext.read(src)
+    nb = jupytext.read(notebook_path(name))
     nb.metadata.setdefault(
         "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
     )
@@ -84,4 +99,4 @@ def execute_notebook(notebook: Path, output: Path, params: dict, env: dict | Non
 
 
 __all__ = ["NOTEBOOKS", "REPO", "child_env", "die_with_parent", "execute_notebook", "notebook_ipynb",
-           "pythonpath_with_lib"]  # fmt: skip
+           "notebook_path", "pythonpath_with_lib"]  # fmt: skip

@@ -10,10 +10,12 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from transferlab.errors import TransferlabError
+
 T = TypeVar("T")
 
 
-class RegistryError(KeyError):
+class RegistryError(TransferlabError, KeyError):
     """Unknown or duplicate name; the message lists the valid names."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it readable

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from IPython.display import HTML, Image, Markdown, display  # noqa: E402
 
-from transferlab import reports  # noqa: E402
+from transferlab import reports, reports_claims  # noqa: E402
 from transferlab.papers import PAPERS, published  # noqa: E402
 from transferlab.results import load_results  # noqa: E402
 from transferlab.runner import plan  # noqa: E402
@@ -35,6 +35,13 @@ STATUS_TEXT = {
 class PaperReport:
     def __init__(self, paper: str, results_dir: str = "results", figures_dir: str = "reports/figures"):
         self.spec = PAPERS.get(paper)
+        from transferlab.nbexec import (
+            REPO,
+        )  # relative paths: the repository's, wherever the kernel runs (make lab)
+
+        results_dir, figures_dir = (
+            str(p if Path(p).is_absolute() else REPO / p) for p in (results_dir, figures_dir)
+        )
         self.results_dir = results_dir
         self.figures = Path(figures_dir)
         self.figures.mkdir(parents=True, exist_ok=True)
@@ -84,6 +91,11 @@ class PaperReport:
                 self._published_only(table)
             return
         self._overridden(sub, planned)
+        if table.kind == "design":  # a validation-only grid: never show its test numbers
+            display(Markdown("**Design table** (settings chosen on validation, design seeds only; test numbers are "
+                             f"not shown): {table.notes}"))  # fmt: skip
+            display(HTML(reports_claims.design_summary(sub).to_html(index=False, classes="design")))
+            return
         sub = reports.with_best_single(sub)  # hub tables: the best single model, chosen by validation
         summary = reports.summarize(sub)
         if protocol == "mini":
@@ -91,17 +103,34 @@ class PaperReport:
                              "published number and are never set beside them.*"))  # fmt: skip
         shown = reports.display_table(summary, protocol)
         if protocol == "paper":  # published numbers only ever stand beside paper-protocol results
+            self._peer_note()
             extra = published.beside(summary, self.spec.name)
             shown = pd.concat([shown, extra[[c for c in extra.columns if c not in summary.columns]]], axis=1)
             display(Markdown("Published numbers: the paper's own where transcribed (else *not transcribed*); peer "
                              "numbers are TLlib's re-implementation, which selects the best epoch **on the test "
                              "split**, a different protocol from ours."))  # fmt: skip
         display(HTML(shown.to_html(index=False, classes="results", na_rep="—")))
+        self._claims(sub, name, protocol)
         self._gaps(sub)
         stem = f"{self.spec.name}-{name}-{protocol}"
         self._routing(sub, stem)
+        self._landmarks(sub, stem, protocol)
         self._figure(reports.plot_summary(sub), f"{stem}-summary.png")
         self._figure(reports.plot_curves(sub), f"{stem}-curves.png")
+
+    def _peer_note(self) -> None:
+        """How a peer reproduction's numbers compare with the paper's own where both exist (a different protocol)."""
+        both = published.peer_vs_paper(self.spec.name)
+        if both.empty:
+            return
+        by_rate = both.groupby("sample_rate")["peer − paper"].mean()
+        rates = ", ".join(f"{d:+.2f} at {r:.0%}" for r, d in by_rate.items())
+        ex = both[(both.method == "finetune") & (both.sample_rate == both.sample_rate.min())].head(1)
+        example = (f" (e.g. {ex.dataset.iloc[0]} fine-tuning at {ex.sample_rate.iloc[0]:.0%}: paper {ex.paper.iloc[0]:.2f}, "
+                   f"TLlib {ex.peer.iloc[0]:.2f})" if len(ex) else "")  # fmt: skip
+        display(Markdown(f"Where both exist ({len(both)} cells), TLlib's numbers differ from the paper's by {rates} "
+                         f"on average{example}: TLlib's protocol differs (it selects its best epoch on the test "
+                         "split), so its numbers are not the paper's and neither are a target for ours."))  # fmt: skip
 
     def _published_only(self, table) -> None:
         """The published and peer numbers a paper-protocol table will stand beside, before any run of ours."""
@@ -122,6 +151,7 @@ class PaperReport:
                          "configurations (ours: not run yet). Peer numbers are TLlib's re-implementation, which "
                          "selects the best epoch **on the test split**."))  # fmt: skip
         display(HTML(numbers[known].to_html(index=False, classes="published", na_rep="—")))
+        self._peer_note()
 
     def _gaps(self, sub: pd.DataFrame) -> None:
         # hub tables compare with the best single model (chosen by validation), others with fine-tuning
@@ -152,6 +182,17 @@ class PaperReport:
                 "(its smallest possible value with n pairs is 2/2ⁿ), a bootstrap interval only with ≥ 10 pairs. "
                 "*better* / *worse* only when the t-interval excludes 0; otherwise *not resolved*."))  # fmt: skip
             display(HTML(reports.gap_table(pd.concat(gaps)).to_html(index=False, classes="gaps")))
+
+    def _claims(self, sub: pd.DataFrame, name: str, protocol: str) -> None:
+        """The paper's claims this table tests, with the mini verdict per baseline (paired over seeds)."""
+        for claim in (c for c in self.spec.claims if c.table == name and protocol == "mini"):
+            frame = reports_claims.claim_table(sub, claim)
+            display(Markdown(f"**Does the mini result agree with the paper?** Claim: {claim.text} — "
+                             f"`{claim.method}` {reports_claims.verdict_line(frame)} (paired over seeds, test at "
+                             "the best-validation step; *agrees*/*disagrees* only when the 95 % t-interval "
+                             "excludes 0)."))  # fmt: skip
+            if not frame.empty:
+                display(HTML(frame.to_html(index=False, classes="claims")))
 
     def _overridden(self, sub: pd.DataFrame, planned) -> None:
         """Runs that are none of the table's cells (``transferlab run --set``) are said to be, with the fields whose
@@ -202,6 +243,28 @@ class PaperReport:
         usage = reports_hub.per_class_usage(sub, first["variant"], first["dataset"])
         title = f" ({first['dataset']}, all seeds)"
         self._figure(reports_hub.plot_routing(frame, usage, title), f"{stem}-routing.png")
+
+    def _landmarks(self, sub: pd.DataFrame, stem: str, protocol: str) -> None:
+        """Landmark tables: predicted vs true landmarks on the first test images (seed 0 of each method)."""
+        if reports.metric_of(sub)[0] != "nme":
+            return
+        from transferlab import reports_landmarks
+
+        runs = reports_landmarks.example_runs(sub[sub.method != reports.BEST_SINGLE])
+        fig = reports_landmarks.plot_predictions(runs)
+        if fig is None:
+            display(
+                Markdown("*The test images of these runs are not under their data root: no landmark figure.*")
+            )
+            return
+        proxy = (
+            " These are keypoints of Fashion-MNIST silhouettes (a proxy), not faces."
+            if protocol == "mini"
+            else ""
+        )
+        display(Markdown("Predicted (red crosses) vs true (green circles) landmarks on the first test images, "
+                         f"weights selected by validation NME, one run per method at its lowest seed.{proxy}"))  # fmt: skip
+        self._figure(fig, f"{stem}-landmarks.png")
 
     def _figure(self, fig, filename: str) -> None:
         path = self.figures / filename

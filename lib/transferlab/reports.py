@@ -39,6 +39,9 @@ def summarize(df: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     agg["n"] = ("seed", "count")  # runs, not distinct seeds: a duplicated cell must show, not hide
     agg["seeds"] = ("seed", lambda s: ",".join(str(v) for v in sorted(s)))
     agg["train_time_s"] = ("cost_train_time_s", "mean")
+    for col in ("metric_label", "direction"):  # what the table's numbers are, for its header
+        if col in df.columns:
+            agg[col] = (col, "first")
     if "chosen" in df.columns:  # best-single rows: which hub model validation picked, per seed
         agg["chosen"] = ("chosen", lambda s: ", ".join(str(v).removeprefix("mini:") for v in s.dropna()))
     return df.groupby(keys, dropna=False).agg(**agg).reset_index()
@@ -51,7 +54,8 @@ def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
     """Add "best single model (by validation)" rows to a hub table's runs.
 
     For each dataset and seed, of the fine-tuning runs from the hub's single models (``pretrained`` not a
-    ``hub:`` name), the one with the highest best-validation accuracy is chosen (ties, common with a few validation
+    ``hub:`` name), the one with the best best-validation metric is chosen (the highest accuracy, the lowest NME:
+    the metric's direction, :func:`metric_of`; ties, common with a few validation
     images, go to the lower validation loss at that step), and its test accuracy (at its best-validation step, and
     last) becomes that seed's ``best_single`` run; ``chosen`` names the model. The choice looks at validation only,
     as a user without the test labels would choose; each seed may choose differently.
@@ -61,8 +65,9 @@ def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
         return df
     keys = [k for k in ("table", "protocol", "dataset", "sample_rate", "shots", "seed") if k in df.columns]
     loss = singles.get("val_loss_at_best", 0.0)
+    _, _, sign = metric_of(singles)  # the metric's direction: the highest accuracy, the lowest NME
     ranked = singles.assign(_loss=loss).sort_values(
-        ["best_val", "_loss"], ascending=[False, True], kind="stable"
+        ["best_val", "_loss"], ascending=[sign < 0, True], kind="stable"
     )
     best = ranked.groupby(keys, dropna=False, sort=False).head(1).drop(columns="_loss").copy()
     best["chosen"] = best["pretrained"]
@@ -85,7 +90,12 @@ def display_table(summary: pd.DataFrame, protocol: str) -> pd.DataFrame:
     keys = [c for c in CELL_KEYS if c != "method"]  # "variant" is shown under the name "method"
     varying = [c for c in keys if c in summary and (c == "variant" or summary[c].nunique(dropna=False) > 1)]
     out = summary[varying].copy().rename(columns={"variant": "method"})
+    lower = "direction" in summary and (summary["direction"] == "min").any()
+    label = summary["metric_label"].dropna().iloc[0] if lower and "metric_label" in summary else ""
     for m, title in METRICS.items():
+        if lower:  # say what the numbers are and which way is better (accuracy tables keep their headers)
+            named = f"best val {label}" if m == "best_val" else title.replace("test", f"test {label}", 1)
+            title = f"{named} (lower is better)"
         out[title] = [
             mean_std(a, b, n) for a, b, n in zip(summary[f"{m}_mean"], summary[f"{m}_std"], summary["n"])
         ]
@@ -183,7 +193,8 @@ def plot_summary(df: pd.DataFrame, x: str | None = None, hue: str = "variant"):
             legend=False,
             ax=ax,
         )
-        ax.set_ylabel(f"test {metric_of(df)[1]} at best val")
+        _, label, sign = metric_of(df)
+        ax.set_ylabel(f"test {label} at best val" + (" (lower is better)" if sign < 0 else ""))
         ax.set_xlabel(x.replace("_", " "))
         ax.tick_params(axis="x", labelrotation=20 if x == "pretrained" else 0)
         if panel is not None:

@@ -74,7 +74,7 @@ def per_class_usage(
         c = np.asarray(r["per_class"], dtype=float)
         counts = c if counts is None else counts + c
         experts = [str(e).removeprefix("mini:") for e in r["experts"]]
-    if counts is None:
+    if counts is None or not counts.any():  # no per-class counts (a landmark task has no classes)
         return pd.DataFrame()
     k = counts.sum(1, keepdims=True)
     frac = counts / np.where(k > 0, k, 1) * (k > 0)

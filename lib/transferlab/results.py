@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from transferlab.errors import WriteError
+
 RESULTS_DIR = Path(os.environ.get("TRANSFERLAB_RESULTS", "results"))
 SCHEMA = 1
 
@@ -39,10 +41,16 @@ os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place: a killed writer or a full disk never
+    leaves a partial file, and the previous file, if any, stays as it was. An OS error is a one-line
+    :class:`~transferlab.errors.WriteError` naming ``path`` (the original error chained, for the log)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the writer's pid in the name lets remove_stale_temporaries() tell a killed writer's leftover from a live one
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the writer's pid in the name lets remove_stale_temporaries() tell a killed writer's leftover from a live one
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(path, err) from err
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -50,9 +58,30 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise _write_error(path, err) from err
         raise
+
+
+def _write_error(path: Path, err: OSError) -> WriteError:
+    kept = "the previous file is unchanged" if os.path.exists(path) else "nothing was written"
+    return WriteError(f"could not write {path} ({err.strerror or err}; {kept}): free some space or choose a "
+                      "writable folder (--results, --out, TRANSFERLAB_RESULTS, TRANSFERLAB_CACHE)")  # fmt: skip
+
+
+def writable_folder(folder: Path | str, what: str, fix: str) -> Path:
+    """``folder``, created if needed, after checking that a file can be created in it; otherwise a one-line
+    WriteError naming ``what`` (e.g. "results folder"), the folder and ``fix`` — before any work starts."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".transferlab-write-check."):
+            pass
+    except OSError as err:
+        raise WriteError(f"{what} {folder} is not writable ({err.strerror or err}): {fix}") from err
+    return folder
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:
@@ -118,8 +147,9 @@ def _git(*args: str) -> str | None:
 
 def provenance(device: torch.device | str | None = None) -> dict:
     """Where a number came from: code version, library versions, hardware."""
+    from importlib.metadata import version
+
     import numpy
-    import torchvision
 
     from transferlab.version import __version__
 
@@ -131,7 +161,7 @@ def provenance(device: torch.device | str | None = None) -> dict:
         "transferlab": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),
         "numpy": numpy.__version__,
         "device": torch.cuda.get_device_name(dev)
         if dev.type == "cuda"
@@ -224,8 +254,8 @@ def run_lock(run_dir: Path, on_wait=None, blocking: bool = True):
         run_dir.mkdir(parents=True, exist_ok=True)
         fh = open(run_dir / ".lock", "w")  # noqa: SIM115  held for the block
     except OSError as err:
-        raise PermissionError(f"cannot write in {run_dir} ({err.strerror}): choose a writable results folder "
-                              "(--results / TRANSFERLAB_RESULTS)") from None  # fmt: skip
+        raise WriteError(f"cannot write in {run_dir} ({err.strerror or err}): choose a writable results folder "
+                         "(--results / TRANSFERLAB_RESULTS)") from err  # fmt: skip
     with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

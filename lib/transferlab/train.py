@@ -13,7 +13,6 @@ Optimisers use torch's ``foreach`` implementation on every device (identical upd
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 import time
@@ -23,11 +22,12 @@ from typing import Any
 
 import torch
 
-from transferlab import checkpoint
-from transferlab.config import RunConfig
+from transferlab import checkpoint, env
+from transferlab.config import ConfigError, RunConfig
 from transferlab.data.pipeline import TrainStream, eval_batches
 from transferlab.data.splits import SplitIndices
 from transferlab.data.transforms import Preset
+from transferlab.errors import TransferlabError
 from transferlab.methods.base import Method
 from transferlab.results import Result, atomic_torch_save, provenance
 from transferlab.schedules import lr_factor
@@ -44,15 +44,15 @@ def channels_last(module: torch.nn.Module) -> None:
             t.data = t.data.to(memory_format=torch.channels_last)  # .to re-strides 1×1 kernels too
 
 
-class NonFiniteLossError(FloatingPointError):
-    pass
+class NonFiniteLossError(TransferlabError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the steps and the learning rate to lower."""
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} but no CUDA device is visible; use device='cpu' or 'auto'")
+        raise ConfigError(f"device={name!r} but no CUDA device is visible; use device='cpu' or 'auto'")
     return torch.device(name)
 
 
@@ -79,7 +79,7 @@ class Progress:
     """Text progress for papermill/logs (a line per evaluation, tqdm at a long interval), tqdm.auto interactively."""
 
     def __init__(self, total: int, initial: int, desc: str):
-        mode = os.environ.get("TRANSFERLAB_PROGRESS", "auto")
+        mode = env.choice("TRANSFERLAB_PROGRESS", "auto")
         self.bar = None
         if mode == "off":
             return
@@ -240,12 +240,16 @@ def _finish(method, task: Task, source, splits, preset, run, device, amp, state,
     last = test()
     if state["best_state"] is None:  # no validation split: the last step is the only candidate
         best, best_step, best_val = last, run.optim.iterations, float("nan")
+    elif (
+        state["best_step"] == run.optim.iterations
+    ):  # the best step is the last: same weights, same test numbers
+        best, best_step, best_val = last, state["best_step"], state["best_val"]
     else:
         last_state = checkpoint.cpu_state(method)
         method.load_state_dict(state["best_state"])
         best, best_step, best_val = test(), state["best_step"], state["best_val"]
     stats = statistics()
-    if state["best_state"] is not None and not keep_best:
+    if state["best_state"] is not None and best_step != run.optim.iterations and not keep_best:
         method.load_state_dict(last_state)
     train_time = state["train_time"]
     cost = {

@@ -3,6 +3,7 @@
 from transferlab.data.base import (
     DATASET_TASKS,
     DATASETS,
+    DatasetCorruptError,
     DatasetNotFoundError,
     DatasetSource,
     Part,
@@ -16,8 +17,11 @@ from transferlab.data.transforms import TRANSFORMS, Preset
 
 # Importing the modules registers their builders.
 from transferlab.data import mini  # noqa: E402,F401  isort: skip
+from transferlab.data import mini_hub_data  # noqa: E402,F401  isort: skip
 from transferlab.data import real  # noqa: E402,F401  isort: skip
 from transferlab.data import folders  # noqa: E402,F401  isort: skip
+from transferlab.data import mini_keypoints  # noqa: E402,F401  isort: skip
+from transferlab.data import faces  # noqa: E402,F401  isort: skip
 from transferlab.data import text  # noqa: E402,F401  isort: skip
 from transferlab.data import mini_ner  # noqa: E402,F401  isort: skip
 
@@ -35,6 +39,7 @@ __all__ = [
     "register_dataset",
     "task_name",
     "TRANSFORMS",
+    "DatasetCorruptError",
     "DatasetNotFoundError",
     "DatasetSource",
     "Part",

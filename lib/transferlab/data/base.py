@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from transferlab.errors import TransferlabError
 from transferlab.registry import Registry
 
 # name → builder(root: Path) -> DatasetSource. Builders must not read images: they check the layout, index the files
@@ -43,7 +44,7 @@ def task_name(dataset: str) -> str:
     return DATASET_TASKS.get(dataset, "classification")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(TransferlabError, FileNotFoundError):
     """The data root does not hold the expected layout. The message says what to put where and where to get it."""
 
     def __init__(self, name: str, root: Path | str, layout: str, source: str, detail: str = ""):
@@ -53,6 +54,11 @@ class DatasetNotFoundError(FileNotFoundError):
             msg += f" ({detail})"
         msg += f".\nExpected layout:\n{layout.rstrip()}\nWhere to get it: {source}"
         super().__init__(msg)
+
+
+class DatasetCorruptError(TransferlabError, ValueError):
+    """A dataset file is there but cannot be read (truncated download, wrong file); the message names the file and
+    how to get it again."""
 
 
 def require(name: str, root: Path, paths: Sequence[str], layout: str, source: str) -> None:

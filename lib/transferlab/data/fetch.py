@@ -65,7 +65,8 @@ def check_layout(src: Source, root: Path) -> tuple[bool, str]:
             return False, str(err).splitlines()[0]
         except Exception as err:  # a loader's own bug must not stop `data list`: report it as the detail
             return False, f"the {src.dataset} loader failed: {type(err).__name__}: {err}"
-        return True, f"{ds.num_classes} classes, {len(ds.train)} train / {len(ds.test)} test"
+        kind = "landmarks" if ds.task == "landmarks" else "classes"
+        return True, f"{ds.num_classes} {kind}, {len(ds.train)} train / {len(ds.test)} test"
     folder = Path(root) / src.where
     missing = [p for p in src.expect if not (folder / p).exists()]
     if not src.expect or missing:

@@ -5,10 +5,11 @@
   (torchvision's layout), or downloaded by torchvision when online.
 - **scikit-learn digits** (UCI optical digits, shipped inside scikit-learn): 1,797 8×8 digits, upsampled to 28×28.
 
-Each source is split once, with a fixed seed, into a **hub pool** (for pre-training the mini hub) and a **target
-pool** (for the mini transfer tasks), so no target image is ever seen in pre-training:
-- Fashion-MNIST train (60,000) → target pool of 200 images per class (2,000); the rest (58,000) is the hub pool.
-  Target test = the official Fashion-MNIST test set (10,000).
+Each source is split once, with a fixed seed, into a **hub pool** (for pre-training the mini hub,
+:mod:`transferlab.data.mini_hub_data`) and a **target pool** (for the mini transfer tasks), so no target image is
+ever seen in pre-training:
+- Fashion-MNIST train (60,000) → target pool of 300 images per class (3,000); the rest (57,000) is the hub pool.
+  Target test = the official Fashion-MNIST test set (10,000), which no hub model sees either.
 - digits → half of each class to the hub pool; the other half is the target pool, 60 % train / 40 % test.
 """
 
@@ -16,14 +17,21 @@ from __future__ import annotations
 
 import functools
 import gzip
-import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transferlab.data.base import DATASETS, DatasetNotFoundError, DatasetSource, TensorImages
+from transferlab import env
+from transferlab.data.base import (
+    DATASETS,
+    DatasetCorruptError,
+    DatasetNotFoundError,
+    DatasetSource,
+    TensorImages,
+)
 
 FMNIST_CLASSES = [
     "T-shirt/top",
@@ -45,7 +53,7 @@ FMNIST_FILES = {
 }
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 POOL_SEED = 20201  # fixes the hub/target pool split forever: changing it invalidates every cached hub model
-TARGET_PER_CLASS = 200
+TARGET_PER_CLASS = 300
 
 FMNIST_LAYOUT = """\
   <dir>/train-images-idx3-ubyte[.gz]   <dir>/train-labels-idx1-ubyte[.gz]
@@ -58,25 +66,55 @@ FMNIST_SOURCE = (
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (LeCun's MNIST format), gzipped or not: big-endian dims after a 4-byte magic."""
+    """Parse an IDX file (LeCun's MNIST format), gzipped or not: big-endian dims after a 4-byte magic. A file that
+    cannot be parsed is a DatasetCorruptError naming it (delete it and get it again)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (corrupt or wrong file?)")
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as err:  # a truncated or damaged .gz
+        raise _corrupt(path, f"cannot be read ({type(err).__name__}: {err})") from err
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise _corrupt(path, "is not an unsigned-byte IDX file")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    arr = np.frombuffer(data, dtype=np.uint8, offset=min(4 + 4 * ndim, len(data)))
     if arr.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: expected {dims} bytes of data, found {arr.size} (truncated download?)")
+        raise _corrupt(
+            path, f"holds {arr.size} bytes of data where its header says {int(np.prod(dims))} (truncated?)"
+        )
     return arr.reshape(dims)
 
 
+def fmnist_files(raw: Path) -> dict[str, Path]:
+    """The IDX files found in ``raw`` (unpacked preferred over ``.gz``), by ``FMNIST_FILES`` key."""
+    found = {}
+    for key, stem in FMNIST_FILES.items():
+        hits = [raw / n for n in (stem, f"{stem}.gz") if (raw / n).is_file()]
+        if hits:
+            found[key] = hits[0]
+    return found
+
+
+def _corrupt(path: Path, why: str) -> DatasetCorruptError:
+    return DatasetCorruptError(
+        f"Fashion-MNIST file {path} {why}: delete it and get the four files again (Debian/Ubuntu: `apt-get install "
+        "--reinstall dataset-fashion-mnist`; or https://github.com/zalandoresearch/fashion-mnist)"
+    )
+
+
 def _find_fmnist_dir(root: Path) -> Path | None:
-    candidates = [os.environ.get("TRANSFERLAB_FASHION_MNIST"), root / "FashionMNIST" / "raw", DEBIAN_FMNIST]
-    for d in candidates:
-        if d and all(_idx_file(Path(d), f) for f in FMNIST_FILES.values()):
-            return Path(d)
+    chosen = env.folder("TRANSFERLAB_FASHION_MNIST")
+    if chosen is not None:  # set: it must hold the files; never fall back to another copy
+        missing = [f for f in FMNIST_FILES.values() if not _idx_file(chosen, f)]
+        if missing:
+            raise DatasetNotFoundError("fashion_mnist", chosen, FMNIST_LAYOUT, FMNIST_SOURCE,
+                                       detail=f"$TRANSFERLAB_FASHION_MNIST={chosen} lacks {', '.join(missing)}; "
+                                       "fix it or unset it")  # fmt: skip
+        return chosen
+    for d in (root / "FashionMNIST" / "raw", DEBIAN_FMNIST):
+        if all(_idx_file(d, f) for f in FMNIST_FILES.values()):
+            return d
     return None
 
 
@@ -87,10 +125,11 @@ def _idx_file(d: Path, stem: str) -> Path | None:
     return None
 
 
-@functools.lru_cache(maxsize=4)
 def fashion_mnist_arrays(root: Path) -> dict[str, np.ndarray]:
     """The four Fashion-MNIST arrays (uint8 images [N, 28, 28], labels [N]), found or downloaded as documented."""
-    found = _find_fmnist_dir(root)
+    found = _find_fmnist_dir(
+        root
+    )  # looked up on every call: the cache below is per folder, not per data root
     if found is None:
         try:  # a user's machine with internet: torchvision's own download into the data root
             from torchvision.datasets import FashionMNIST
@@ -103,7 +142,12 @@ def fashion_mnist_arrays(root: Path) -> dict[str, np.ndarray]:
             ) from None
         found = _find_fmnist_dir(root)
         assert found is not None
-    return {key: read_idx(_idx_file(found, stem)) for key, stem in FMNIST_FILES.items()}  # type: ignore[arg-type]
+    return _arrays(found)
+
+
+@functools.lru_cache(maxsize=4)
+def _arrays(folder: Path) -> dict[str, np.ndarray]:
+    return {key: read_idx(_idx_file(folder, stem)) for key, stem in FMNIST_FILES.items()}  # type: ignore[arg-type]
 
 
 def _stratified_take(labels: np.ndarray, per_class: int | float, rng: np.random.Generator) -> np.ndarray:
@@ -130,7 +174,7 @@ def _as_images(x: np.ndarray) -> torch.Tensor:
 
 @DATASETS.register("mini_fmnist")
 def mini_fmnist(root: Path) -> DatasetSource:
-    """Mini target task: 10-way Fashion-MNIST from the 2,000-image target pool; the official test set."""
+    """Mini target task: 10-way Fashion-MNIST from the 3,000-image target pool; the official test set."""
     a = fashion_mnist_arrays(root)
     _, target = fmnist_pools(root)
     train = TensorImages(_as_images(a["train_images"][target]), a["train_labels"][target])
@@ -175,83 +219,4 @@ def mini_digits(root: Path) -> DatasetSource:
     info = {"source": "scikit-learn load_digits (UCI optical recognition of handwritten digits)"}
     return DatasetSource(
         "mini_digits", [str(i) for i in range(10)], train.part(), test.part(), preset="mini_noflip", info=info
-    )
-
-
-# ------------------------------------------------------------------------------------------ hub-pool datasets
-# What the mini hub models are pre-trained on (transferlab.models.mini_hub): hub-pool images only, so no target
-# image is ever seen in pre-training. Their test parts come from the official test set (digits: the hub pool).
-# Source label sets over the 10 Fashion-MNIST classes: fine label → source label (classes not listed are left out).
-FMNIST_LABEL_SETS = {
-    "a": {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},  # T-shirt, trouser, pullover, dress, coat
-    "b": {5: 0, 6: 1, 7: 2, 8: 3, 9: 4},  # sandal, shirt, sneaker, bag, ankle boot
-    "coarse": {0: 0, 2: 0, 3: 0, 4: 0, 6: 0, 1: 1, 5: 2, 7: 2, 9: 2, 8: 3},  # tops, trousers, footwear, bags
-    "full": {c: c for c in range(10)},
-}
-COARSE_CLASSES = ["top", "trouser", "footwear", "bag"]
-ROTATION_IMAGES = 12000  # hub-pool images used for rotation pre-training (×4 rotations)
-
-
-def _fmnist_subset(root: Path, label_set: str) -> DatasetSource:
-    a = fashion_mnist_arrays(root)
-    hub, _ = fmnist_pools(root)
-    mapping = FMNIST_LABEL_SETS[label_set]
-    remap = np.full(10, -1)
-    remap[list(mapping)] = list(mapping.values())
-    tr = hub[remap[a["train_labels"][hub]] >= 0]
-    te = np.flatnonzero(remap[a["test_labels"]] >= 0)
-    train = TensorImages(_as_images(a["train_images"][tr]), remap[a["train_labels"][tr]])
-    test = TensorImages(_as_images(a["test_images"][te]), remap[a["test_labels"][te]])
-    if label_set == "coarse":
-        classes = COARSE_CLASSES
-    else:
-        classes = [FMNIST_CLASSES[c] for c in sorted(mapping, key=mapping.get)]
-    name = f"mini_hub_fmnist_{label_set}"
-    return DatasetSource(name, classes, train.part(), test.part(), preset="mini", info=_fmnist_info())
-
-
-for _label_set in FMNIST_LABEL_SETS:
-    DATASETS.register(f"mini_hub_fmnist_{_label_set}")(lambda root, _s=_label_set: _fmnist_subset(root, _s))
-
-
-def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every image at 0°, 90°, 180°, 270° with the rotation index as label (RotNet, Gidaris et al. ICLR 2018)."""
-    rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)])
-    return rotated, torch.arange(4).repeat_interleave(len(images))
-
-
-@DATASETS.register("mini_hub_fmnist_rot")
-def mini_hub_fmnist_rot(root: Path) -> DatasetSource:
-    """Self-supervised pretext task: predict the rotation of unlabelled hub-pool Fashion-MNIST images."""
-    a = fashion_mnist_arrays(root)
-    hub, _ = fmnist_pools(root)
-    pick = np.sort(np.random.default_rng(POOL_SEED + 1).choice(hub, ROTATION_IMAGES, replace=False))
-    x_tr, y_tr = rotations(_as_images(a["train_images"][pick]))
-    x_te, y_te = rotations(_as_images(a["test_images"][:1000]))
-    classes = ["0°", "90°", "180°", "270°"]
-    # No flips: a flipped 90° image looks like a 270° one, which would make the pretext labels noisy.
-    return DatasetSource(
-        "mini_hub_fmnist_rot",
-        classes,
-        TensorImages(x_tr, y_tr).part(),
-        TensorImages(x_te, y_te).part(),
-        preset="mini_noflip",
-        info=_fmnist_info(),
-    )
-
-
-@DATASETS.register("mini_hub_digits")
-def mini_hub_digits(root: Path) -> DatasetSource:
-    """Digits hub pool (80 % train / 20 % test per class): the hub's model from a different image source."""
-    images, labels = digits_arrays()
-    hub, _, _ = digits_pools()
-    test = hub[_stratified_take(labels[hub], 0.2, np.random.default_rng(POOL_SEED + 2))]
-    train = np.setdiff1d(hub, test)
-    tr, te = (
-        TensorImages(_as_images(images[train]), labels[train]),
-        TensorImages(_as_images(images[test]), labels[test]),
-    )
-    info = {"source": "scikit-learn load_digits (UCI optical recognition of handwritten digits)"}
-    return DatasetSource(
-        "mini_hub_digits", [str(i) for i in range(10)], tr.part(), te.part(), preset="mini_noflip", info=info
     )

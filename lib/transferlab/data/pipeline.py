@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from transferlab.data.base import Part, TensorImages
+from transferlab.data.keypoints import JointTransform, TensorLandmarks, augment_landmarks
 from transferlab.data.transforms import Preset
 from transferlab.seeds import Stream, rng, seed_for
 
@@ -39,6 +40,8 @@ class _SeededSamples(Dataset):
             devices=[]
         ):  # torchvision's random transforms draw from torch's global RNG
             torch.manual_seed(seed)
+            if isinstance(self.transform, JointTransform):  # landmarks: the target moves with the image
+                return self.transform(image, label)
             return self.transform(image), label
 
 
@@ -107,8 +110,12 @@ class TrainStream:
             step = epoch * self.steps_per_epoch + b
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             gen = torch.Generator().manual_seed(seed_for(self.seed, Stream.AUGMENT, step))
-            x = self.preset.augment_batch(data.images[idx], gen)
-            yield self._to_device(self.preset.normalize(x), data.targets[idx])
+            y = data.targets[idx]
+            if isinstance(data, TensorLandmarks):  # positions in the image: shifted and mirrored with it
+                x, y = augment_landmarks(self.preset, data.images[idx], y, data.flip_index, gen)
+            else:
+                x = self.preset.augment_batch(data.images[idx], gen)
+            yield self._to_device(self.preset.normalize(x), y)
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor):
         x = _channels_last(x.to(self.device, non_blocking=True))

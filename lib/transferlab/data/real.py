@@ -29,12 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Subset
-from torchvision.datasets import CIFAR10, CIFAR100, STL10, EuroSAT, FashionMNIST, FGVCAircraft, StanfordCars
 
 from transferlab.data.base import DATASETS, DatasetNotFoundError, DatasetSource, Part, require
-from transferlab.data.mini import FMNIST_CLASSES, FMNIST_FILES, read_idx
+from transferlab.data.mini import FMNIST_CLASSES, FMNIST_FILES, fmnist_files
 
 EUROSAT_SPLIT_SEED = 0  # fixes EuroSAT's train/test split forever: changing it changes the benchmark
 EUROSAT_TEST_FRACTION = 0.2
@@ -89,7 +87,14 @@ CIFAR10_SPEC = _Spec("cifar10", CIFAR10_LAYOUT, CIFAR_SOURCE.format("cifar-10-py
 CIFAR100_SPEC = _Spec("cifar100", CIFAR100_LAYOUT, CIFAR_SOURCE.format("cifar-100-python.tar.gz", "cifar100"))
 
 
-def _cifar(spec: _Spec, cls: type[CIFAR10], root: Path) -> DatasetSource:
+def _tv(name: str):
+    """A torchvision dataset class, imported where used (torchvision's import pulls in torch._dynamo, ~1.5 s)."""
+    import torchvision.datasets
+
+    return getattr(torchvision.datasets, name)
+
+
+def _cifar(spec: _Spec, cls, root: Path) -> DatasetSource:
     base = _base(root, spec.name, cls.base_folder)
     files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     spec.require(base, [f"{cls.base_folder}/{f}" for f in files])
@@ -104,13 +109,13 @@ def _cifar(spec: _Spec, cls: type[CIFAR10], root: Path) -> DatasetSource:
 @DATASETS.register("cifar10")
 def cifar10(root: Path) -> DatasetSource:
     """CIFAR-10 (Krizhevsky 2009): 10 classes, torchvision's python pickles, md5-checked by torchvision."""
-    return _cifar(CIFAR10_SPEC, CIFAR10, root)
+    return _cifar(CIFAR10_SPEC, _tv("CIFAR10"), root)
 
 
 @DATASETS.register("cifar100")
 def cifar100(root: Path) -> DatasetSource:
     """CIFAR-100 (Krizhevsky 2009): the 100 fine labels, torchvision's python pickles."""
-    return _cifar(CIFAR100_SPEC, CIFAR100, root)
+    return _cifar(CIFAR100_SPEC, _tv("CIFAR100"), root)
 
 
 # ------------------------------------------------------------------------------------------------ FGVC Aircraft
@@ -142,7 +147,7 @@ def fgvc_aircraft(root: Path) -> DatasetSource:
     data = ["variants.txt", "images_variant_trainval.txt", "images_variant_test.txt", "images"]
     FGVC_SPEC.require(base, [f"{folder}/data/{f}" for f in data])
     tr, te = (
-        FGVC_SPEC.build(root, lambda s=s: FGVCAircraft(str(base), s, "variant", download=False))
+        FGVC_SPEC.build(root, lambda s=s: _tv("FGVCAircraft")(str(base), s, "variant", download=False))
         for s in ("trainval", "test")
     )
     info = {
@@ -190,7 +195,7 @@ def stanford_cars(root: Path) -> DatasetSource:
     except ImportError:
         raise CARS_SPEC.error(root, "scipy is not installed (pip install scipy)") from None
     tr, te = (
-        CARS_SPEC.build(root, lambda s=s: StanfordCars(str(root), s, download=False))
+        CARS_SPEC.build(root, lambda s=s: _tv("StanfordCars")(str(root), s, download=False))
         for s in ("train", "test")
     )
     labels = [[int(t) for _, t in ds._samples] for ds in (tr, te)]
@@ -231,7 +236,7 @@ def eurosat(root: Path) -> DatasetSource:
     EUROSAT_SPEC.require(root, ["eurosat/2750"])
     if not any(e.is_dir() for e in os.scandir(data)):
         raise EUROSAT_SPEC.error(root, f"{data} has no class folders")
-    full = EUROSAT_SPEC.build(root, lambda: EuroSAT(str(root), download=False))
+    full = EUROSAT_SPEC.build(root, lambda: _tv("EuroSAT")(str(root), download=False))
     targets = np.asarray(full.targets, dtype=np.int64)
     tr, te = per_class_split(targets, EUROSAT_TEST_FRACTION, EUROSAT_SPLIT_SEED)
     split = f"per-class {1 - EUROSAT_TEST_FRACTION:.0%}/{EUROSAT_TEST_FRACTION:.0%} train/test, seed {EUROSAT_SPLIT_SEED}"
@@ -252,17 +257,12 @@ STL10_SOURCE = (
 STL10_SPEC = _Spec("stl10", STL10_LAYOUT, STL10_SOURCE)
 
 
-class STL10Labelled(STL10):
-    """torchvision's STL10, md5-checking only the four labelled files: the 2.7 GB ``unlabeled_X.bin`` is neither
-    needed nor worth hashing at every build."""
-
-    train_list = STL10.train_list[:2]
-
-
 @DATASETS.register("stl10")
 def stl10(root: Path) -> DatasetSource:
     """STL-10 (Coates et al. 2011): 96×96 images, 10 classes, the labelled train (5,000) and test (8,000) sets."""
-    folder = STL10.base_folder
+    from transferlab.data.torchvision_sets import STL10Labelled
+
+    folder = STL10Labelled.base_folder
     base = _base(root, STL10_SPEC.name, folder)
     STL10_SPEC.require(base, [f"{folder}/{f}" for f, _ in STL10Labelled.train_list + STL10Labelled.test_list])
     tr, te = (STL10_SPEC.build(root, lambda s=s: STL10Labelled(str(base), s)) for s in ("train", "test"))
@@ -283,37 +283,6 @@ FMNIST_REAL_SOURCE = (
 FMNIST_SPEC = _Spec("fashion_mnist", FMNIST_REAL_LAYOUT, FMNIST_REAL_SOURCE)
 
 
-def _fmnist_files(raw: Path) -> dict[str, Path]:
-    """The IDX files found in ``raw`` (unpacked preferred over ``.gz``), by ``FMNIST_FILES`` key."""
-    found = {}
-    for key, stem in FMNIST_FILES.items():
-        hits = [raw / n for n in (stem, f"{stem}.gz") if (raw / n).is_file()]
-        if hits:
-            found[key] = hits[0]
-    return found
-
-
-class FashionMNISTFiles(FashionMNIST):
-    """torchvision's FashionMNIST, also reading gzipped IDX files (torchvision 0.29 reads only unpacked ones), so
-    Debian's ``.gz`` files work without unpacking. The folder stays torchvision's ``FashionMNIST/raw``."""
-
-    @property
-    def raw_folder(self) -> str:
-        return os.path.join(self.root, "FashionMNIST", "raw")
-
-    @property
-    def processed_folder(self) -> str:
-        return os.path.join(self.root, "FashionMNIST", "processed")
-
-    def _check_exists(self) -> bool:
-        return len(_fmnist_files(Path(self.raw_folder))) == len(FMNIST_FILES)
-
-    def _load_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        files, split = _fmnist_files(Path(self.raw_folder)), "train" if self.train else "test"
-        images = torch.from_numpy(read_idx(files[f"{split}_images"]).copy())
-        return images, torch.from_numpy(read_idx(files[f"{split}_labels"]).astype(np.int64))
-
-
 @DATASETS.register("fashion_mnist")
 def fashion_mnist(root: Path) -> DatasetSource:
     """Fashion-MNIST (Xiao et al. 2017) at full size: 28×28 grey PIL images, train 60,000 / test 10,000.
@@ -322,10 +291,12 @@ def fashion_mnist(root: Path) -> DatasetSource:
     protocol; its default preset ``cifar32`` turns the grey images to RGB at 32×32. Labels come from ``targets``.
     """
     raw = root / "FashionMNIST" / "raw"
-    found = _fmnist_files(raw)
+    found = fmnist_files(raw)
     missing = [f"{stem}[.gz]" for key, stem in FMNIST_FILES.items() if key not in found]
     if missing:
         raise FMNIST_SPEC.error(root, f"missing in {raw}: {', '.join(missing)}")
+    from transferlab.data.torchvision_sets import FashionMNISTFiles
+
     tr, te = (
         FMNIST_SPEC.build(root, lambda t=t: FashionMNISTFiles(str(root), train=t)) for t in (True, False)
     )

@@ -247,10 +247,13 @@ ROWS = (
     Source(
         "300w", "300 Faces in-the-Wild (68 landmarks)", "https://ibug.doc.ic.ac.uk/resources/300-W/",
         "iBUG terms: non-commercial research only, accepted on the download form",
-        "  <data_root>/300w/{afw,helen/{trainset,testset},ibug,lfpw/{trainset,testset}}/*.{jpg,png} + *.pts",
+        "  <data_root>/300w/{afw,helen/{trainset,testset},ibug,lfpw/{trainset,testset}}/*.{jpg,png} + *.pts\n"
+        "  (train: afw + helen/trainset + lfpw/trainset, 3,148; test: helen/testset + lfpw/testset + ibug, 689)",
         manual="Accept the iBUG terms on https://ibug.doc.ic.ac.uk/resources/300-W/ , download the 300-W "
-        "training images (AFW, HELEN, IBUG, LFPW, with .pts annotations) and unpack them into <data_root>/300w/.",
-        expect=("afw", "helen", "ibug", "lfpw"), notes=NO_LOADER,
+        "training images (AFW, HELEN, IBUG, LFPW, with .pts annotations) and unpack them into <data_root>/300w/.\n"
+        "(HRNet-Facial-Landmark-Detection's CSVs, 300w/face_landmarks_300w_{train,valid}.csv + 300w/images/, are "
+        "read too.)",
+        expect=("afw", "helen", "ibug", "lfpw"),
     ),
     Source(
         "wflw", "WFLW (98 landmarks)", "https://wywu.github.io/projects/LAB/WFLW.html",
@@ -262,7 +265,8 @@ ROWS = (
         manual="The images are on Google Drive only (no scriptable URL): download WFLW_images.tar.gz from "
         "https://drive.google.com/file/d/1hzBd48JIdWTJSsATBEB_eFVvPL1bx6UC/view (linked from the WFLW page) "
         "and unpack it into <data_root>/wflw/ (gives WFLW_images/).",
-        expect=("WFLW_annotations/list_98pt_rect_attr_train_test", "WFLW_images"), notes=NO_LOADER,
+        expect=("WFLW_annotations/list_98pt_rect_attr_train_test", "WFLW_images"),
+        notes="HRNet's CSV layout (wflw/face_landmarks_wflw_{train,test}.csv + wflw/images/) is read too",
     ),
     Source(
         "cofw", "COFW, colour version (29 landmarks)", "https://data.caltech.edu/records/20099",
@@ -271,7 +275,7 @@ ROWS = (
         (Download("COFW_color.zip", ("http://www.vision.caltech.edu/xpburgos/ICCV13/Data/COFW_color.zip",)),),
         prepare=prepare.hoist, expect=("COFW_train_color.mat", "COFW_test_color.mat"),
         notes="if the URL is gone: COFW_color.zip from https://data.caltech.edu/records/20099 unpacked into "
-        "<data_root>/cofw/. " + NO_LOADER,
+        "<data_root>/cofw/. The .mat files are MATLAB v7.3 (HDF5): reading them needs h5py",
     ),
     Source(
         "conll2003", "CoNLL-2003 English NER", "https://www.clips.uantwerpen.be/conll2003/ner/",

@@ -67,11 +67,23 @@ def carve_validation(
 
 
 def make_splits(train_targets: np.ndarray, n_test: int, cfg: DataConfig, seed: int) -> SplitIndices:
-    """Sample the training set at ``cfg.sample_rate`` (or ``cfg.shots``), then carve validation from it."""
+    """Sample the training set at ``cfg.sample_rate`` (or ``cfg.shots``), then carve validation from it — the papers'
+    rule — or, with ``cfg.val_per_class``, hold a fixed validation set of that many images per class out of the
+    whole pool first and sample the training images from the rest (a validation set whose size does not shrink
+    with the sampling rate: the mini protocol's choice, so that best-validation selection is not a coin toss)."""
     # Separate streams for sampling and carving: the same seed at 30 % and 50 % draws nested-looking but
     # independent subsets, and changing val_fraction does not change which images are sampled.
     sample_rng = rng(seed, Stream.SAMPLING)
     carve_rng = rng(seed, Stream.CARVE)
+    if cfg.val_per_class:
+        everything = np.arange(len(train_targets))
+        val = per_class_sample(train_targets, carve_rng, shots=cfg.val_per_class)
+        rest = np.setdiff1d(everything, val)
+        small = [c for c in np.unique(train_targets) if (train_targets[rest] == c).sum() == 0]
+        if small:
+            raise ValueError(f"val_per_class={cfg.val_per_class} leaves no training image of classes {small}")
+        picked = per_class_sample(train_targets[rest], sample_rng, rate=cfg.sample_rate, shots=cfg.shots)
+        return SplitIndices(train=np.sort(rest[picked]), val=val, test=np.arange(n_test))
     pool = per_class_sample(train_targets, sample_rng, rate=cfg.sample_rate, shots=cfg.shots)
     train, val = carve_validation(train_targets, pool, cfg.val_fraction, carve_rng)
     return SplitIndices(train=train, val=val, test=np.arange(n_test))

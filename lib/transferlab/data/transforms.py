@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchvision import transforms as T
 
 from transferlab.registry import Registry
 
@@ -68,46 +68,61 @@ class Preset:
 TRANSFORMS: Registry[Preset] = Registry("transform preset")
 
 
-def _imagenet224() -> Preset:
+class _Lazy:
+    """A torchvision transform built on its first call: the file-based presets need torchvision, whose import pulls
+    in ``torch._dynamo`` (~1.5 s per process); the mini protocol never calls them."""
+
+    def __init__(self, preset: str, part: str):
+        self.preset, self.part, self.fn = preset, part, None
+
+    def __call__(self, image):
+        if self.fn is None:
+            self.fn = _BUILDERS[self.preset]()[self.part]
+        return self.fn(image)
+
+
+@functools.cache
+def _imagenet224() -> dict[str, Callable]:
+    from torchvision import transforms as T
+
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     to_tensor = T.Compose([T.ToTensor(), norm])
     rgb = T.Lambda(lambda im: im.convert("RGB"))
-    return Preset(
-        "imagenet224",
-        IMAGENET_MEAN,
-        IMAGENET_STD,
-        train=T.Compose(
-            [rgb, T.Resize((256, 256)), T.RandomResizedCrop(224), T.RandomHorizontalFlip(), to_tensor]
-        ),
-        test=T.Compose([rgb, T.Resize((256, 256)), T.CenterCrop(224), to_tensor]),
-        ten_crop=T.Compose(
-            [
-                rgb,
-                T.Resize((256, 256)),
-                T.TenCrop(224),
-                T.Lambda(lambda crops: torch.stack([to_tensor(c) for c in crops])),
-            ]
-        ),
-    )
+    return {
+        "train": T.Compose([rgb, T.Resize((256, 256)), T.RandomResizedCrop(224), T.RandomHorizontalFlip(), to_tensor]),
+        "test": T.Compose([rgb, T.Resize((256, 256)), T.CenterCrop(224), to_tensor]),
+        "ten_crop": T.Compose([rgb, T.Resize((256, 256)), T.TenCrop(224),
+                               T.Lambda(lambda crops: torch.stack([to_tensor(c) for c in crops]))]),
+    }  # fmt: skip
 
 
-def _cifar32() -> Preset:
+@functools.cache
+def _cifar32() -> dict[str, Callable]:
+    from torchvision import transforms as T
+
     norm = T.Compose([T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)])
     rgb = T.Lambda(lambda im: im.convert("RGB"))
-    return Preset(
-        "cifar32",
-        CIFAR_MEAN,
-        CIFAR_STD,
-        train=T.Compose(
+    return {
+        "train": T.Compose(
             [rgb, T.Resize((32, 32)), T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), norm]
         ),
-        test=T.Compose([rgb, T.Resize((32, 32)), norm]),
-    )
+        "test": T.Compose([rgb, T.Resize((32, 32)), norm]),
+    }
+
+
+_BUILDERS = {"imagenet224": _imagenet224, "cifar32": _cifar32}
 
 
 for _preset in (
-    _imagenet224(),
-    _cifar32(),
+    Preset(
+        "imagenet224",
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        _Lazy("imagenet224", "train"),
+        _Lazy("imagenet224", "test"),
+        _Lazy("imagenet224", "ten_crop"),
+    ),
+    Preset("cifar32", CIFAR_MEAN, CIFAR_STD, _Lazy("cifar32", "train"), _Lazy("cifar32", "test")),
     Preset("mini", MINI_MEAN, MINI_STD, train=None, test=None, shift=2, flip=True),
     Preset("mini_noflip", MINI_MEAN, MINI_STD, train=None, test=None, shift=2, flip=False),
 ):

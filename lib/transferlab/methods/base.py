@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -193,7 +194,9 @@ def method_config(name: str, params: dict[str, Any]) -> Any:
     unknown = sorted(set(params) - valid)
     if unknown:
         listing = ", ".join(sorted(valid)) or "none"
-        raise ConfigError(f"method {name!r} has no parameter(s) {unknown}; its parameters: {listing}")
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"method {name!r} has no parameter(s) {unknown}.{hint} Its parameters: {listing}")
     kwargs = {k: coerce(k, field_type(cls.Config, k), v) for k, v in params.items()}
     return cls.Config(**kwargs)
 

@@ -49,6 +49,7 @@ from transferlab.methods.hub_ensemble import HubEnsemble
 from transferlab.methods.hubs import check_hub_backbone, hub_of
 from transferlab.methods.regularizers import kd_loss
 from transferlab.models import Backbone
+from transferlab.models.weights import load_tensors
 from transferlab.results import finished_result
 from transferlab.tasks import Task
 
@@ -151,7 +152,7 @@ class HubDistill(Method):
         result = finished_result(run_dir, self.teacher_run.config_hash())
         if result is None or not (run_dir / WEIGHTS).exists():
             raise ConfigError(f"distill's teacher run {run_dir} is not finished or kept no {WEIGHTS}")
-        state = torch.load(run_dir / WEIGHTS, map_location="cpu", weights_only=True)
+        state = load_tensors(run_dir / WEIGHTS, f"delete the teacher's run folder {run_dir} and run again")
         self.teacher.load_state_dict(state)
         self.teacher.requires_grad_(False).eval()
         m = result.metrics

@@ -9,7 +9,7 @@ x [B, C, H, W]:
     u(x) = G(pool_s(x)) ∈ R^D                      pathway generator: 2 convs + GAP on x area-pooled to s × s
     z(x) = W_g u + b_g ∈ R^K,  z̃ = z + ε · softplus(W_n u + b_n),  ε ~ N(0, I)   (training with ``noise`` only)
     T(x) = top-k(z̃),  w_i(x) = softmax_{j ∈ T}(z̃_j)_i for i ∈ T, 0 elsewhere    w [B, K], k non-zeros, rows sum to 1
-    ŷ(x) = Σ_{i ∈ T(x)} w_i(x) · h_i(f_i(x))                                        logits [B, N]
+    ŷ(x) = Σ_{i ∈ T(x)} w_i(x) · h_i(f_i(x))        logits [B, N] (landmarks: heat maps [B, L, h, w] or coordinates)
     L = CE(ŷ, y) + λ_explore · (CV²(imp) + CV²(load)) + λ_exploit · mean_{i ∈ A} mean_{x : i ∈ T(x)} CE(h_i(f_i(x)), y)
 
 Sparse dispatch: model i runs only on the samples whose T(x) holds it (compute grows with k, not K); a model no
@@ -178,7 +178,8 @@ class HubPathway(Method):
         return normal.cdf((r.clean - threshold) / r.noise_std).sum(0)
 
     def dispatch(self, x: torch.Tensor, r: Routing) -> tuple[torch.Tensor, dict[int, tuple]]:
-        """ŷ [B, N] = Σ_i w_i · h_i(f_i(x)), each model run only on its samples; also {i: (sample idx, logits_i)}."""
+        """ŷ = Σ_i w_i · h_i(f_i(x)) (the task's outputs: [B, N] logits, [B, L, h, w] heat maps, ...), each model run
+        only on its samples; also {i: (sample idx, outputs_i)}."""
         b, k = r.top.shape
         model = r.top.flatten()
         order = torch.argsort(model, stable=True)  # group the (sample, model) pairs by model
@@ -193,9 +194,12 @@ class HubPathway(Method):
             start += n
             logits = member(x.index_select(0, idx))
             per_model[i] = (idx, logits)
-            if out is None:
-                out = x.new_zeros(b, logits.shape[1], dtype=torch.promote_types(w.dtype, logits.dtype))
-            out = out.index_add(0, idx, w[:, None].to(out.dtype) * logits.to(out.dtype))
+            if (
+                out is None
+            ):  # the task's output shape: logits [B, N], heat maps [B, L, h, w], coordinates [B, 2L]
+                out = x.new_zeros(b, *logits.shape[1:], dtype=torch.promote_types(w.dtype, logits.dtype))
+            w = w.view(-1, *[1] * (logits.dim() - 1)).to(out.dtype)
+            out = out.index_add(0, idx, w * logits.to(out.dtype))
         return out, per_model
 
     # ------------------------------------------------------------------------------------------------ training

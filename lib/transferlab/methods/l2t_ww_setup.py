@@ -10,19 +10,19 @@ A setting fixes the source's and the target's feature lists (channel widths by i
 | ``resnet34`` (ImageNet)          | ``resnet18``| ``IMAGENET_PAIRS``, 16 (AT: 4)    | ``train_l2t_ww.py`` defaults    |
 | ``mini:<hub model>`` (ResNet-8)  | ``mini_vgg``| ``MINI_PAIRS``, 12 (AT: 3)        | transferlab's mini protocol     |
 
-``source="auto"`` picks the row of the target backbone (``mini_vgg`` → ``mini:fmnist_full``). The source is wrapped in
+``source="auto"`` picks the row of the target backbone (``mini_vgg`` → ``mini:clusters``). The source is wrapped in
 :class:`FrozenSource`: no gradient, always in eval mode, returning its feature list.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from transferlab import env
 from transferlab.config import ConfigError
 from transferlab.methods.matching import (
     CIFAR_PAIRS,
@@ -61,7 +61,7 @@ SETTINGS: dict[tuple[str, str], Setting] = {
                 ((1, 1), (2, 2), (3, 3)), "mini: transferlab's choice (mini hub ResNet-8 → mini_vgg)"),
     )
 }  # fmt: skip
-AUTO_SOURCE = {"vgg9_bn": "l2t_resnet32", "resnet18": "resnet34", "mini_vgg": "mini:fmnist_full"}
+AUTO_SOURCE = {"vgg9_bn": "l2t_resnet32", "resnet18": "resnet34", "mini_vgg": "mini:clusters"}
 
 
 def family(source: str) -> str:
@@ -145,7 +145,7 @@ def load_source(name: str, checkpoint: str, data_root: str) -> FrozenSource:
     if name == "l2t_resnet32":
         from transferlab.models.l2t_ww_source import CHECKPOINT_NAME, load_l2t_resnet32
 
-        path = checkpoint or Path(os.environ.get("TRANSFERLAB_WEIGHTS_DIR", "weights")) / CHECKPOINT_NAME
+        path = checkpoint or (env.folder("TRANSFERLAB_WEIGHTS_DIR") or Path("weights")) / CHECKPOINT_NAME
         return FrozenSource(load_l2t_resnet32(path)[0], "blocks")
     if name == "resnet34":
         return FrozenSource(build_backbone("resnet34", "IMAGENET1K_V1", data_root=data_root), "stages")

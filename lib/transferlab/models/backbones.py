@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 from transferlab.models.cifar_resnet import CifarResNet
@@ -27,9 +26,18 @@ from transferlab.registry import Registry
 # name → factory(num_classes) returning a torchvision-style ResNet (conv1, bn1, relu, maxpool, layer1.., fc)
 BACKBONES: Registry[Callable[[int], nn.Module]] = Registry("backbone")
 
-BACKBONES.register("resnet18")(lambda num_classes: torchvision.models.resnet18(num_classes=num_classes))
-BACKBONES.register("resnet34")(lambda num_classes: torchvision.models.resnet34(num_classes=num_classes))
-BACKBONES.register("resnet50")(lambda num_classes: torchvision.models.resnet50(num_classes=num_classes))
+
+def _torchvision_resnet(arch: str) -> Callable[[int], nn.Module]:
+    def build(num_classes: int) -> nn.Module:
+        import torchvision  # imported where used: its import pulls in torch._dynamo (~1.5 s per process)
+
+        return getattr(torchvision.models, arch)(num_classes=num_classes)
+
+    return build
+
+
+for _arch in ("resnet18", "resnet34", "resnet50"):
+    BACKBONES.register(_arch)(_torchvision_resnet(_arch))
 # The mini protocol's backbone: ResNet-8 with widths 16/32/64 on 1-channel 28×28 images (~78k parameters). Its
 # stride-2 stem (28 → 14 → 7 → 4) makes it ~3× faster than a stride-1 stem on two CPU cores, at little accuracy cost.
 BACKBONES.register("mini_resnet")(

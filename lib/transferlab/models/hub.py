@@ -27,165 +27,31 @@ were trained dilated; like the official code we load them into an undilated ResN
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision.models import ResNet50_Weights
-from torchvision.models.detection import KeypointRCNN_ResNet50_FPN_Weights, MaskRCNN_ResNet50_FPN_Weights
-from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights
 
 from transferlab.config import ConfigError
 from transferlab.models import mini_hub
 from transferlab.models.backbones import BACKBONES, Backbone
+from transferlab.models.hub_files import (  # noqa: F401  (re-exported: the hub's vocabulary)
+    MOCO_LICENCE,
+    TORCHVISION_LICENCE,
+    KeyMap,
+    MiniHubWeights,
+    Published,
+)
 from transferlab.models.weights import (
     MOCO_MD5,
     MOCO_URL,
+    TORCH_MODELS,
+    TORCHVISION_WEIGHTS,
     WeightsError,
-    file_digest,
-    find_or_download,
-    find_weights,
     hash_prefix,
-    load_checked,
-    weights_dirs,
 )
 from transferlab.registry import Registry
-
-TORCHVISION_LICENCE = "torchvision pre-trained weights; the terms of the training data (ImageNet, COCO) apply"
-MOCO_LICENCE = "CC-BY-NC 4.0 (facebookresearch/moco): non-commercial use only"
-
-
-@dataclass(frozen=True)
-class KeyMap:
-    """Checkpoint keys → torchvision ResNet keys: keep the keys under ``prefix`` (stripped), minus those under ``drop``."""
-
-    prefix: str = ""
-    drop: tuple[str, ...] = ()
-
-    def __call__(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        body = {k.removeprefix(self.prefix): v for k, v in state.items() if k.startswith(self.prefix)}
-        if not body:
-            raise WeightsError(f"no key starts with {self.prefix!r} (first keys: {list(state)[:3]})")
-        return {k: v for k, v in body.items() if not k.startswith(self.drop)}
-
-    def __str__(self) -> str:
-        kept = f"{self.prefix}* → *, other keys dropped" if self.prefix else "keys as is"
-        return kept + "".join(f"; {d}* dropped" for d in self.drop)
-
-
-@dataclass(frozen=True)
-class Published:
-    """A published checkpoint: found on disk or downloaded (``weights.find_or_download``), checksum-checked."""
-
-    file: str
-    url: str
-    checksum: str  # "sha256": the prefix torchvision puts in the file name; "md5": the MoCo README's
-    prefix: str
-    keys: KeyMap
-    licence: str
-
-    def locate(self, weights_dir=None) -> Path | None:
-        return find_weights(self.file, weights_dir)
-
-    def where(self, weights_dir=None) -> str:
-        dirs = " or ".join(str(d) for d in weights_dirs(weights_dir))
-        return f"download it from the source and put it in {dirs}"
-
-    def problem(self, path: Path) -> str:
-        """ "" if ``path`` matches the expected checksum prefix, else what is wrong."""
-        digest = file_digest(path, self.checksum)
-        if digest.startswith(self.prefix):
-            return ""
-        return (
-            f"checksum mismatch for {path}: {self.checksum} {digest[:12]}… does not start with {self.prefix} "
-            "(a truncated download or a different file); delete it and fetch it again"
-        )
-
-    def fetch(self, what: str, weights_dir=None, data_root: str = "data") -> Path:
-        path = find_or_download(self.file, self.url, what, weights_dir)
-        if problem := self.problem(path):
-            raise WeightsError(problem)
-        return path
-
-    def state_dict(self, what: str, weights_dir=None, data_root: str = "data") -> dict[str, torch.Tensor]:
-        # checked above, so load_checked only unwraps a {"state_dict": ...} checkpoint with weights_only=True
-        return self.keys(load_checked(self.fetch(what, weights_dir), None))
-
-
-# Backbone-wrapper keys (how the mini hub saves its models) → torchvision ResNet keys
-_BACKBONE_TO_RESNET = (("stem.0.", "conv1."), ("stem.1.", "bn1."), ("head.", "fc."))
-
-
-def _resnet_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in state.items():
-        for old, new in _BACKBONE_TO_RESNET:
-            if k.startswith(old):
-                k = new + k.removeprefix(old)
-        if k.startswith("stages."):
-            _, i, rest = k.split(".", 2)
-            k = f"layer{int(i) + 1}.{rest}"
-        out[k] = v
-    return out
-
-
-@dataclass(frozen=True)
-class MiniHubWeights:
-    """A :mod:`~transferlab.models.mini_hub` model: pre-trained and cached by ``mini_hub.ensure``."""
-
-    model: str  # a MINI_HUB name
-    checksum: str = "sha256"
-    keys: str = "Backbone keys stem.0, stem.1, stages.i, head → conv1, bn1, layer{i+1}, fc"
-    licence: str = "pre-trained locally by transferlab on Fashion-MNIST / scikit-learn digits"
-
-    @property
-    def _files(self) -> tuple[Path, Path]:
-        return mini_hub._paths(mini_hub.MINI_HUB.get(self.model))
-
-    @property
-    def file(self) -> str:
-        return self._files[0].name
-
-    @property
-    def url(self) -> str:
-        return f"pre-trained locally: `transferlab hub build mini` (cache {mini_hub.cache_dir()})"
-
-    @property
-    def prefix(self) -> str | None:
-        """The sha256 recorded when the model was pre-trained (None before)."""
-        try:
-            return json.loads(self._files[1].read_text())["sha256"]
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def locate(self, weights_dir=None) -> Path | None:
-        return self._files[0] if self._files[0].is_file() else None
-
-    def where(self, weights_dir=None) -> str:
-        return "not pre-trained yet: `transferlab hub build mini` (or first use) pre-trains it"
-
-    def problem(self, path: Path) -> str:
-        expected = self.prefix
-        if expected is None:
-            return f"manifest {self._files[1]} missing or unreadable: the model is pre-trained again on use"
-        if file_digest(path, self.checksum) != expected:
-            return f"checksum mismatch for {path}: the model is deleted and pre-trained again on use"
-        return ""
-
-    def fetch(self, what: str, weights_dir=None, data_root: str = "data") -> Path:
-        found = mini_hub.cached(self.model)
-        if (
-            found is None
-        ):  # pre-training sits above this layer: transferlab.hubbuild / `transferlab hub build mini`
-            raise mini_hub.HubModelMissing(f"{what} is not pre-trained yet: run `transferlab hub build mini`")
-        return found[0]
-
-    def state_dict(self, what: str, weights_dir=None, data_root: str = "data") -> dict[str, torch.Tensor]:
-        model = mini_hub.MINI_HUB.get(self.model)
-        net = mini_hub.load_hub_backbone(self.model, model.backbone, data_root)
-        return _resnet_keys(net.state_dict())
 
 
 @dataclass(frozen=True)
@@ -356,9 +222,17 @@ class Hub:
 
 
 # ---------------------------------------------------------------------------------------------- the paper hub
-def _torchvision(enum, keys: KeyMap) -> Published:
-    file = enum.url.rsplit("/", 1)[-1]
-    return Published(file, enum.url, "sha256", hash_prefix(file), keys, TORCHVISION_LICENCE)
+# the files torchvision 0.29.1's enums download (MaskRCNN_ResNet50_FPN_Weights.COCO_V1,
+# DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1, KeypointRCNN_ResNet50_FPN_Weights.COCO_V1; checked against
+# torchvision in tests/test_hub.py), as facts: no torchvision import to describe the hub
+MASKRCNN_URL = TORCH_MODELS + "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+DEEPLABV3_URL = TORCH_MODELS + "deeplabv3_resnet50_coco-cd0a2569.pth"
+KEYPOINTRCNN_URL = TORCH_MODELS + "keypointrcnn_resnet50_fpn_coco-fc266e95.pth"
+
+
+def _torchvision(url: str, keys: KeyMap) -> Published:
+    file = url.rsplit("/", 1)[-1]
+    return Published(file, url, "sha256", hash_prefix(file), keys, TORCHVISION_LICENCE)
 
 
 def _moco(name: str) -> Published:
@@ -377,28 +251,28 @@ def paper_hub(moco: str = "moco_v1_200ep", name: str = "paper") -> Hub:
     models = (
         HubModel("IMAGENET1K_V1", "resnet50",
                  "supervised ImageNet-1k (ResNet50_Weights.IMAGENET1K_V1, acc@1 76.13): torchvision's re-save of the "
-                 "legacy resnet50-19c8e357.pth Zoo-Tuning loads", _torchvision(ResNet50_Weights.IMAGENET1K_V1, KeyMap())),
+                 "legacy resnet50-19c8e357.pth Zoo-Tuning loads", _torchvision(TORCHVISION_WEIGHTS["resnet50"]["IMAGENET1K_V1"], KeyMap())),
         HubModel(moco, "resnet50",
                  f"self-supervised MoCo {moco_text.get(moco, moco)} on ImageNet-1k; query encoder, projection dropped",
                  _moco(moco)),
         HubModel("maskrcnn_coco_v1", "resnet50",
                  "Mask R-CNN R50-FPN, COCO-2017 detection + instance segmentation "
                  "(MaskRCNN_ResNet50_FPN_Weights.COCO_V1, box 37.9 / mask 34.6); body only, FrozenBN",
-                 _torchvision(MaskRCNN_ResNet50_FPN_Weights.COCO_V1, _RCNN)),
+                 _torchvision(MASKRCNN_URL, _RCNN)),
         HubModel("deeplabv3_coco_v1", "resnet50",
                  "DeepLabV3-ResNet50, semantic segmentation on COCO-2017 with the VOC classes "
                  "(DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1, mIoU 66.4); trained dilated, loaded undilated",
-                 _torchvision(DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1, KeyMap("backbone."))),
+                 _torchvision(DEEPLABV3_URL, KeyMap("backbone."))),
         HubModel("keypointrcnn_coco_v1", "resnet50",
                  "Keypoint R-CNN R50-FPN, COCO-2017 person keypoints "
                  "(KeypointRCNN_ResNet50_FPN_Weights.COCO_V1, box 54.6 / kp 65.0); body only, FrozenBN",
-                 _torchvision(KeypointRCNN_ResNet50_FPN_Weights.COCO_V1, _RCNN)),
+                 _torchvision(KEYPOINTRCNN_URL, _RCNN)),
     )  # fmt: skip
     return Hub(name, f"Zoo-Tuning's zoo of 5 ResNet-50s (MoCo {moco})", models)
 
 
-# the mini hub's models in its module table's order (fmnist_full, the mini "ImageNet", first as in the paper hub)
-MINI_ORDER = ("fmnist_full", "fmnist_coarse", "fmnist_a", "fmnist_rot", "digits")
+# the mini hub's models in its module table's order (the ancestor first, as supervised ImageNet in the paper hub)
+MINI_ORDER = ("clusters", "coarse", "rotation", "parity", "jigsaw")
 
 
 def mini_hub_of(names: Sequence[str] = MINI_ORDER, name: str = "mini") -> Hub:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from transferlab.models.cifar_resnet import CifarResNet
-from transferlab.models.weights import WeightsError
+from transferlab.models.weights import WeightsError, load_tensors
 
 CHECKPOINT_NAME = "l2t_ww_tinyimagenet_resnet32.pth.tar"
 CHECKPOINT_SHA256 = "049f81f8bea8504e90818d6c614f15c485ac2d891348330b433110e161f66d68"
@@ -80,7 +80,7 @@ def load_l2t_resnet32(path: str | Path, check_sha256: bool = True) -> tuple[Cifa
                 f"{path}: sha256 {digest[:12]}… is not the shipped L2T-ww ResNet-32 checkpoint"
             )
     # Legacy (non-zip) serialisation with CUDA storages: map to CPU.
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_tensors(path, "get the shipped checkpoint again (github.com/alinlab/L2T-ww)")
     state = {remap_key(k): v for k, v in ckpt["state_dict"].items()}
     num_classes = int(ckpt.get("num_classes", state["fc.weight"].shape[0]))
     net = CifarResNet(32, (16, 32, 64), num_classes, in_channels=3, stem_bias=True)

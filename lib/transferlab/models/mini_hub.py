@@ -1,16 +1,21 @@
 """The mini hub: small source models pre-trained once by the suite itself, cached with checksums.
 
-It mirrors the diversity of the papers' hub (supervised ImageNet, self-supervised MoCo, detection/segmentation
-models trained on other data) at CPU scale, all with the same ``mini_resnet`` architecture (ResNet-8, 16/32/64)
-so that layer-wise aggregation (Zoo-Tuning) is possible:
+It is built the way the papers' hub is: in Zoo-Tuning's zoo, four of the five ResNet-50s descend from ImageNet
+weights (supervised ImageNet itself; Mask R-CNN, DeepLabV3 and Keypoint R-CNN were trained on COCO tasks starting
+from it) and one is independent (MoCo, self-supervised). Here one broad **ancestor** is trained on a label-free
+pretext over every hub image, three **descendants** are fine-tuned from it on other pretexts and domains long
+enough to differ (measured by ``transferlab hub profile mini``, README), and one **independent** model is trained
+from scratch. No model sees a target image (validation or test included) or a target's label set; two heads have
+label spaces unlike any target's (Co-Tuning needs one). All are ResNet-8s (``mini_resnet``, 16/32/64), so layer-wise
+aggregation (Zoo-Tuning) applies.
 
-| name         | pre-training task                              | label set            | image source   |
-|--------------|------------------------------------------------|----------------------|----------------|
-| ``fmnist_full`` | supervised classification                   | all 10 classes       | Fashion-MNIST  |
-| ``fmnist_coarse`` | supervised classification                 | 4 coarse groups      | Fashion-MNIST  |
-| ``fmnist_a`` | supervised classification                      | 5 of the 10 classes  | Fashion-MNIST  |
-| ``fmnist_rot`` | self-supervised rotation prediction (RotNet) | 4 rotations          | Fashion-MNIST  |
-| ``digits``   | supervised classification                      | 10 digits            | scikit-learn digits |
+| name       | trained from | pretext (:mod:`transferlab.data.mini_hub_data`)                   | images                    |
+|------------|--------------|--------------------------------------------------------------------|---------------------------|
+| ``clusters`` | scratch    | 64 k-means clusters of the pixels (pseudo-labels; no class label)  | Fashion-MNIST + digits hub pools |
+| ``coarse``   | clusters   | 4 coarse clothing groups (tops, trousers, footwear, bags)          | Fashion-MNIST hub pool    |
+| ``rotation`` | clusters   | rotation 0/90/180/270° (RotNet)                                    | Fashion-MNIST hub pool    |
+| ``parity``   | clusters   | even / odd digits                                                  | digits hub pool           |
+| ``jigsaw``   | scratch    | the order of 4 shuffled quadrants (24 orders)                      | Fashion-MNIST + digits hub pools |
 
 Every model trains with the suite's own loop (its ``recipe()``: a run on a ``mini_hub_*`` dataset drawn from the hub
 pools of :mod:`transferlab.data.mini`, never from a target pool); the training itself is
@@ -26,11 +31,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferlab import env
 from transferlab.config import DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
 from transferlab.models.weights import WeightsError, load_checked, sha256_file
@@ -79,22 +84,23 @@ class HubModel:
 
 MINI_HUB: Registry[HubModel] = Registry("mini hub model")
 for _m in (
-    HubModel("fmnist_full", "supervised on all 10 classes (hub-pool images only; the 'ImageNet' of the mini hub)",
-             "mini_hub_fmnist_full", "supervised", "Fashion-MNIST", iterations=500),
-    HubModel("fmnist_coarse", "supervised on 4 coarse groups of the 10 classes (tops, trousers, footwear, bags)",
-             "mini_hub_fmnist_coarse", "supervised", "Fashion-MNIST", iterations=400),
-    HubModel("fmnist_a", "supervised on 5 of the 10 classes (T-shirt, trouser, pullover, dress, coat)",
-             "mini_hub_fmnist_a", "supervised", "Fashion-MNIST", iterations=400),
-    HubModel("fmnist_rot", "self-supervised: predicts the rotation (0/90/180/270°) of unlabelled images",
-             "mini_hub_fmnist_rot", "self-supervised", "Fashion-MNIST", iterations=400),
-    HubModel("digits", "supervised on handwritten digits (a different image source)",
-             "mini_hub_digits", "supervised", "scikit-learn digits", iterations=300, batch_size=64),
+    HubModel("clusters", "the ancestor: supervised on 64 k-means pseudo-classes of every hub image (no class label)",
+             "mini_hub_clusters", "self-supervised (pseudo-labels)", "Fashion-MNIST + digits", iterations=1500),
+    HubModel("coarse", "descendant of clusters: 4 coarse clothing groups (tops, trousers, footwear, bags)",
+             "mini_hub_fmnist_coarse", "supervised", "Fashion-MNIST", iterations=1000, parent="clusters"),
+    HubModel("rotation", "descendant of clusters: predicts the rotation (0/90/180/270°) of unlabelled images",
+             "mini_hub_fmnist_rot", "self-supervised", "Fashion-MNIST", iterations=1000, parent="clusters"),
+    HubModel("parity", "descendant of clusters: even or odd handwritten digits (another image source)",
+             "mini_hub_digits_parity", "supervised", "scikit-learn digits", iterations=500, batch_size=64,
+             parent="clusters"),
+    HubModel("jigsaw", "independent: which order a shuffled image's four quadrants are in (24 orders), from scratch",
+             "mini_hub_jigsaw", "self-supervised", "Fashion-MNIST + digits", iterations=1000),
 ):  # fmt: skip
     MINI_HUB.register(_m.name)(_m)
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TRANSFERLAB_CACHE", Path.home() / ".cache" / "transferlab")) / "mini_hub"
+    return (env.folder("TRANSFERLAB_CACHE") or Path.home() / ".cache" / "transferlab") / "mini_hub"
 
 
 def _paths(model: HubModel) -> tuple[Path, Path]:
@@ -156,20 +162,24 @@ def load_hub_backbone(name: str, backbone: str = "mini_resnet", data_root: str =
             "(or `make hub`); `transferlab run` and `transferlab.run()` build what a run needs first"
         )
     weights, meta = found
+    fix = (
+        f"delete it and its manifest {weights.with_suffix('.json').name} and run `transferlab hub build mini`"
+    )
     try:
-        state = load_checked(weights, meta["sha256"])
+        state = load_checked(weights, meta["sha256"], fix)
         net = Backbone(BACKBONES.get(backbone)(state["head.weight"].shape[0]), backbone)
         net.load_state_dict(state, strict=True)
+    except WeightsError:  # already names the file and the fix (e.g. a pickle that weights_only refuses)
+        raise
     except (
         RuntimeError,
         KeyError,
         ValueError,
     ) as err:  # a file that matches its manifest but not the network
-        first = str(err).strip().splitlines()[-1][:300]
+        first = str(err).strip().splitlines()[-1].strip()[:300]
         raise WeightsError(
-            f"mini hub model {name!r}: {weights} does not fit a {backbone} ({type(err).__name__}: {first}); delete "
-            f"it and its manifest {weights.with_suffix('.json').name} and run `transferlab hub build mini`"
-        ) from None
+            f"mini hub model {name!r}: {weights} does not fit a {backbone} ({type(err).__name__}: {first}); {fix}"
+        ) from err
     net.weights_sha256 = meta["sha256"]
     net.hub_model = f"mini:{name}"
     return net

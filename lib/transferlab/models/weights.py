@@ -18,25 +18,29 @@ is kept (``module.encoder_q.`` stripped); its ``fc`` (the contrastive projection
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 import torch
-from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
 
-# backbone → {name accepted in RunConfig.pretrained: torchvision enum}
+from transferlab import env
+from transferlab.errors import TransferlabError
+
+TORCH_MODELS = "https://download.pytorch.org/models/"
+# backbone → {name accepted in RunConfig.pretrained: the file torchvision 0.29.1's weights enum of that name
+# downloads (``<Arch>_Weights.<name>.url``; tests/test_hub.py checks these against torchvision). Kept as facts here
+# so that pinning weights does not import torchvision (whose import pulls in torch._dynamo, ~1.5 s per process).
 TORCHVISION_WEIGHTS = {
-    "resnet18": {"IMAGENET1K_V1": ResNet18_Weights.IMAGENET1K_V1},
-    "resnet34": {"IMAGENET1K_V1": ResNet34_Weights.IMAGENET1K_V1},
+    "resnet18": {"IMAGENET1K_V1": TORCH_MODELS + "resnet18-f37072fd.pth"},
+    "resnet34": {"IMAGENET1K_V1": TORCH_MODELS + "resnet34-b627a593.pth"},
     "resnet50": {
-        "IMAGENET1K_V1": ResNet50_Weights.IMAGENET1K_V1,
-        "IMAGENET1K_V2": ResNet50_Weights.IMAGENET1K_V2,
+        "IMAGENET1K_V1": TORCH_MODELS + "resnet50-0676ba61.pth",
+        "IMAGENET1K_V2": TORCH_MODELS + "resnet50-11ad3fa6.pth",
     },
 }
 
 
-class WeightsError(RuntimeError):
+class WeightsError(TransferlabError, RuntimeError):
     """Weights missing, unknown or corrupt; the message names the file and where it comes from."""
 
 
@@ -59,8 +63,28 @@ def sha256_file(path: Path) -> str:
     return file_digest(path, "sha256")
 
 
-def load_checked(path: Path, expected_prefix: str | None) -> dict:
-    """``torch.load(weights_only=True)`` after checking the file's sha256 starts with ``expected_prefix``."""
+def load_tensors(path: Path, fix: str = "delete it and fetch it again") -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU. Whatever makes it fail (a truncated file, not a torch
+    file, a pickle that would run code, which ``weights_only`` refuses) is a one-line WeightsError naming the file and
+    ``fix``; the original error stays chained for the log."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"weights file {path} does not exist: {fix}") from None
+    except Exception as err:  # noqa: BLE001  any unreadable file gets the same answer
+        refused = "Weights only load failed" in str(err)
+        why = ("holds pickled objects other than tensors, which weights_only loading refuses (never load it with "
+               "weights_only=False)") if refused else f"cannot be read ({type(err).__name__}: {_first_line(err)})"  # fmt: skip
+        raise WeightsError(f"weights file {path} {why}: {fix}") from err
+
+
+def _first_line(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return lines[0][:200] if lines else ""
+
+
+def load_checked(path: Path, expected_prefix: str | None, fix: str = "delete it and fetch it again") -> dict:
+    """:func:`load_tensors` after checking the file's sha256 starts with ``expected_prefix``."""
     if expected_prefix is not None:
         digest = sha256_file(path)
         if not digest.startswith(expected_prefix):
@@ -68,7 +92,7 @@ def load_checked(path: Path, expected_prefix: str | None) -> dict:
                 f"checksum mismatch for {path}: sha256 {digest[:12]}… does not start with {expected_prefix} "
                 "(a truncated download or a different file); delete it and fetch it again"
             )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path, fix)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state
@@ -110,7 +134,7 @@ def moco_state_dict(name: str, weights_dir: str | Path | None = None) -> dict:
 
 def weights_dirs(weights_dir: str | Path | None = None) -> list[Path]:
     """Where weight files are looked for, in order: the argument, ``$TRANSFERLAB_WEIGHTS_DIR``, torch's hub cache."""
-    dirs = [weights_dir, os.environ.get("TRANSFERLAB_WEIGHTS_DIR"), Path(torch.hub.get_dir()) / "checkpoints"]
+    dirs = [weights_dir, env.folder("TRANSFERLAB_WEIGHTS_DIR"), Path(torch.hub.get_dir()) / "checkpoints"]
     return [Path(d) for d in dirs if d]
 
 
@@ -130,13 +154,14 @@ def find_or_download(filename: str, url: str, what: str, weights_dir: str | Path
         torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix(filename), progress=False)
     except Exception as err:
         raise WeightsError(
-            f"weights file {filename} ({what}) is not on disk and could not be downloaded ({err}).\n"
-            f"Get it from {url} and put it in $TRANSFERLAB_WEIGHTS_DIR or {target.parent}."
+            f"weights file {filename} ({what}) is not on disk and could not be downloaded ({err}): "
+            f"get it from {url} and put it in $TRANSFERLAB_WEIGHTS_DIR or {target.parent}"
         ) from None
     return target
 
 
-def resolve_enum(backbone: str, name: str):
+def resolve_enum(backbone: str, name: str) -> str:
+    """The download URL of pinned torchvision weights ``name`` for ``backbone`` (WeightsError listing valid names)."""
     if name.upper() == "DEFAULT":
         raise WeightsError(
             "pretrained='DEFAULT' is refused: name the weights explicitly (e.g. IMAGENET1K_V1)"
@@ -150,7 +175,7 @@ def resolve_enum(backbone: str, name: str):
 
 def torchvision_state_dict(backbone: str, name: str, weights_dir: str | Path | None = None) -> dict:
     """The state dict of a pinned torchvision weights enum, from disk or (online) a download."""
-    enum = resolve_enum(backbone, name)
-    filename = enum.url.rsplit("/", 1)[-1]
-    path = find_or_download(filename, enum.url, f"{backbone} {name}", weights_dir)
+    url = resolve_enum(backbone, name)
+    filename = url.rsplit("/", 1)[-1]
+    path = find_or_download(filename, url, f"{backbone} {name}", weights_dir)
     return load_checked(path, hash_prefix(filename))

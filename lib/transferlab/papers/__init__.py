@@ -5,8 +5,8 @@ The vocabulary (``Table``, ``Cell``, ``Paper``, ``resolve``) is :mod:`transferla
 ``PAPERS`` when imported here.
 """
 
-from transferlab.papers.spec import IDENTITY, PAPERS, Cell, Paper, Table, register, resolve
+from transferlab.papers.spec import IDENTITY, PAPERS, Cell, Claim, Paper, Table, register, resolve
 
 from transferlab.papers import co_tuning, finetune, hub_pathway, l2t_ww, zoo_tuning  # noqa: E402,F401  isort: skip
 
-__all__ = ["IDENTITY", "PAPERS", "Cell", "Paper", "Table", "register", "resolve"]
+__all__ = ["IDENTITY", "PAPERS", "Cell", "Claim", "Paper", "Table", "register", "resolve"]

@@ -15,8 +15,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import pandas as pd
-
 PUBLISHED_DIR = Path(__file__).parent / "published"
 COLUMNS = ["paper", "kind", "dataset", "method", "pretrain", "sample_rate", "value", "std", "metric", "edition",
            "table", "setting", "source"]  # fmt: skip
@@ -31,8 +29,10 @@ NOT_TRANSCRIBED = "not transcribed"
 
 
 @functools.lru_cache(maxsize=1)
-def load_published() -> pd.DataFrame:
+def load_published():
     """Every registered number, validated: known kind, numeric value, a source on every row."""
+    import pandas as pd  # imported where used: the runner and its workers never need it
+
     frames = []
     for path in sorted(PUBLISHED_DIR.glob("*.csv")):
         df = pd.read_csv(path, dtype={"sample_rate": "float64", "value": "float64", "std": "float64"})
@@ -48,12 +48,14 @@ def load_published() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
-def beside(summary: pd.DataFrame, paper: str) -> pd.DataFrame:
+def beside(summary, paper: str):
     """Add the paper's number and the peers' numbers (and our deltas) to a paper-protocol summary table.
 
     ``summary`` has one row per cell with ``dataset``, ``method``, ``sample_rate``, ``pretrained`` and
     ``test_at_best_val_mean``. Never call this for mini-protocol tables: they are not comparable.
     """
+    import pandas as pd
+
     pub = load_published()
     out = summary.copy()
     paper_col, deltas = [], []
@@ -71,7 +73,13 @@ def beside(summary: pd.DataFrame, paper: str) -> pd.DataFrame:
         hits = pub[match]
         own = hits[(hits.kind == "paper") & (hits.paper == paper)]
         value = own.value.iloc[0] if len(own) else None
-        paper_col.append(f"{value:.2f}" if value is not None else NOT_TRANSCRIBED)
+        std = own["std"].iloc[0] if len(own) else None
+        shown = (
+            f"{value:.2f}" + (f" ± {std:.2f}" if std is not None and pd.notna(std) else "")
+            if value is not None
+            else ""
+        )
+        paper_col.append(shown or NOT_TRANSCRIBED)
         ours = row.get("test_at_best_val_mean")
         deltas.append(f"{ours - value:+.2f}" if value is not None and pd.notna(ours) else "—")
         for edition, col in PEER_EDITIONS.items():
@@ -86,3 +94,24 @@ def beside(summary: pd.DataFrame, paper: str) -> pd.DataFrame:
             for v, ours in zip(values, summary.get("test_at_best_val_mean", [None] * len(values)))
         ]
     return out
+
+
+def peer_vs_paper(paper: str, edition: str = "TLlib README @c4aa59e"):
+    """Cells where both the paper and a peer reproduction give a number: paper, peer and peer − paper (a different
+    protocol shows: TLlib selects its best epoch on the test split)."""
+    import pandas as pd
+
+    pub = load_published()
+    own = pub[(pub.kind == "paper") & (pub.paper == paper)]
+    peer = pub[(pub.kind == "peer") & (pub.edition == edition)]
+    keys = ["dataset", "method", "pretrain", "sample_rate"]
+    both = own.merge(peer, on=keys, suffixes=("_paper", "_peer"))
+    out = both[keys + ["value_paper", "value_peer"]].rename(
+        columns={"value_paper": "paper", "value_peer": "peer"}
+    )
+    out["peer − paper"] = out["peer"] - out["paper"]
+    return (
+        out.sort_values(keys).reset_index(drop=True)
+        if len(out)
+        else pd.DataFrame(columns=[*keys, "paper", "peer"])
+    )

@@ -63,6 +63,9 @@ class Table:
     provenance: str = ""  # where the settings come from (paper table, official code file)
     notes: str = ""
     missing: dict[str, str] = field(default_factory=dict)  # method → why it cannot run yet
+    # "design": a validation-only grid that chose another table's settings (reports show validation, never test);
+    # design tables use their own seeds and are not part of `make demo`
+    kind: str = "results"
     # non-empty: the table runs only when named (`--table`), never in "every table" runs (`transferlab run all`,
     # `make demo`); the text says why and how to run it (the mini NER table: its own `make ner`)
     separate: str = ""
@@ -101,6 +104,21 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A paper's claim that a table tests: ``method`` beats each of ``baselines`` (in the table's metric direction).
+    The report and the README say, per baseline, whether the mini result agrees (better, the paired t-interval over
+    seeds excludes 0), disagrees (worse, excludes 0) or does not resolve it."""
+
+    table: str
+    method: str
+    baselines: tuple[str, ...]
+    text: str  # the claim in the paper's words (or ours, labelled)
+    where: dict[str, Any] = field(
+        default_factory=dict
+    )  # restrict to cells with these values (e.g. a dataset)
+
+
+@dataclass(frozen=True)
 class Paper:
     name: str
     title: str
@@ -110,7 +128,7 @@ class Paper:
     not_implemented: dict[str, str] = field(
         default_factory=dict
     )  # parts of the paper the suite does not cover
-    claims: dict[str, str] = field(default_factory=dict)  # table → the paper's claim its mini table tests
+    claims: tuple[Claim, ...] = ()  # what the paper claims and which mini table tests it
 
     def table(self, name: str, protocol: str) -> Table:
         key = (name, protocol)
@@ -122,11 +140,13 @@ class Paper:
             )
         return self.tables[key]
 
-    def table_names(self, protocol: str, separate: bool = False) -> list[str]:
-        """The protocol's tables in the paper module's order (main table first); ``separate`` tables (run only when
-        named) are left out unless ``separate``."""
+    def table_names(self, protocol: str, kind: str | None = "results", separate: bool = False) -> list[str]:
+        """The protocol's tables in the paper module's order (main table first); by default the results tables only
+        (``kind=None``: design grids too), without the ``separate`` ones (run only when named) unless ``separate``."""
         return [
-            t for (t, p), table in self.tables.items() if p == protocol and (separate or not table.separate)
+            t
+            for (t, p), spec in self.tables.items()
+            if p == protocol and kind in (None, spec.kind) and (separate or not spec.separate)
         ]
 
 
@@ -180,4 +200,4 @@ def resolve(paper: str, table: str, protocol: str = "mini", seed: int = 0, overr
     return check(RunConfig.from_flat(params))
 
 
-__all__ = ["IDENTITY", "PAPERS", "Cell", "Paper", "Table", "register", "resolve"]
+__all__ = ["IDENTITY", "PAPERS", "Cell", "Claim", "Paper", "Table", "register", "resolve"]

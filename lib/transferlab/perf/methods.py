@@ -9,7 +9,7 @@ arm is K separately built models, each stepped on every batch (not the ``ensembl
 
 Cases (``mini_cases``: CPU, 1×28×28; ``gpu_cases``: CUDA, random weights — a step's time does not depend on them):
 ``l2t``: L2T-ww vs FM (same, no meta-step), fine-tuning the source net, scratch of the target net (mini: hub
-``fmnist_full`` ResNet-8 → ``mini_vgg``, b32; GPU: ``l2t_resnet32`` → ``vgg9_bn``, 32×32, b128). ``zoo``: Zoo-Tuning
+``clusters`` ResNet-8 → ``mini_vgg``, b32; GPU: ``l2t_resnet32`` → ``vgg9_bn``, 32×32, b128). ``zoo``: Zoo-Tuning
 vs one fine-tuning vs K fine-tuning steps (mini hub K=5, b32 and b64; GPU: 5 ResNet-50s, 224, b32). ``collapse``: lite
 Zoo-Tuning inference after ``collapse()`` vs a plain backbone of the architecture (and vs not collapsed), with
 ``max_abs_logit_diff`` = max |collapsed − predict| logits in fp32. ``pathway``: Hub-Pathway k=2 vs ``ensemble`` over
@@ -159,9 +159,7 @@ def l2t_arms(target: str, l2t: dict, finetune: dict, build=None, finetune_build=
             Arm("scratch (target net)", "scratch", {"backbone": target}))  # fmt: skip
 
 
-def mini_cases(
-    hub: str = "mini", l2t_source: str = "mini:fmnist_full", batch_sizes=(32, 128), num_classes=10
-):
+def mini_cases(hub: str = "mini", l2t_source: str = "mini:clusters", batch_sizes=(32, 128), num_classes=10):
     """The CPU cases on 1×28×28 images (tests pass a tiny hub and source)."""
     l2t = {"backbone": "mini_vgg", "method_params": {"source": l2t_source}}
     arms = l2t_arms("mini_vgg", l2t, {"backbone": "mini_resnet", "pretrained": l2t_source})

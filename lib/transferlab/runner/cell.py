@@ -46,7 +46,8 @@ def output_to(path: Path):
 def headline(result) -> dict:
     m = result.metrics
     return {"metric": m.get("metric_label", "accuracy (%)"), "value": m["test_at_best_val"], "last": m["test_last"],
-            "best_step": m["best_step"], "seconds": result.cost.get("wall_time_s", 0.0)}  # fmt: skip
+            "best_val": m["best_val"], "best_step": m["best_step"],
+            "seconds": result.cost.get("wall_time_s", 0.0)}  # fmt: skip
 
 
 def record_failure(run_dir: Path, error: str, detail: str = "", **more) -> None:
@@ -68,7 +69,8 @@ def execute(cfg: RunConfig, run_dir: Path, root: Path, notebook: str = "") -> di
                 traceback.print_exc()
                 raise
     except Exception as err:  # noqa: BLE001  a failing cell is recorded; the worker goes on
-        line = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+        # the message's first line names what is wrong (a dataset's layout, a weights file and its fix follow)
+        line = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
         record_failure(run_dir, line[:500], traceback.format_exc(), log=str(run_dir / LOG))
         return {"status": "failed", "error": line[:500], "log": str(run_dir / LOG)}
     (run_dir / "failed.json").unlink(missing_ok=True)

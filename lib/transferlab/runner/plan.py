@@ -77,7 +77,13 @@ def plan(paper: str, table: str, protocol: str, seeds=None, root: Path | str = R
         if not cell.available:
             out.append(Planned(cell, None, None, "missing"))
             continue
-        cfg = cell.config()  # validates every cell before anything runs
+        try:
+            cfg = cell.config()  # validates every cell before anything runs
+        except ConfigError as err:
+            if not overrides:
+                raise
+            raise ConfigError(f"{err} (in the {cell.params.get('method')} cells of {paper}/{table}: --set changes "
+                              "every cell; --where method=<name> keeps only some)") from None  # fmt: skip
         run_dir = Path(root) / paper / protocol / cfg.run_id()
         if finished_result(run_dir, cfg.config_hash()) is not None:
             status = "done"

@@ -16,10 +16,13 @@ from pathlib import Path
 from transferlab import hubbuild
 from transferlab.config import ConfigError
 from transferlab.data import load as load_dataset
+from transferlab.models.mini_hub import MINI_HUB, load_hub_backbone
+from transferlab.nbexec import notebook_path
 from transferlab.papers import PAPERS
-from transferlab.results import RESULTS_DIR, finished_result
+from transferlab.results import RESULTS_DIR, finished_result, writable_folder
 from transferlab.runner.plan import Planned, order, plan, reuse
 from transferlab.runner.workers import run_pool
+from transferlab.train import resolve_device
 
 EXECUTORS = ("local", "slurm")
 
@@ -67,15 +70,29 @@ def run_tables(work: list[tuple[str, str]], protocol: str, seeds=None, jobs: int
         for p in todo:
             out(f"  would run: {p.run_dir}")
         return counts
+    if todo or any(p.status == "reuse" for p in planned_all):  # before anything is written or trained
+        for paper in sorted({paper for paper, _ in work} if notebooks else ()):
+            notebook_path(PAPERS.get(paper).notebook)
+        if protocol == "paper":
+            check_data(todo)
+        writable_folder(root, "results folder", "pass --results <a writable folder> (the Python API and notebooks: "
+                        "results=... or TRANSFERLAB_RESULTS)")  # fmt: skip
     for p in planned_all:
         if p.status == "reuse":
             reuse(p)
     if todo:
-        if protocol == "paper":
-            check_data(todo)
+        if (
+            executor == "local"
+        ):  # a device this machine lacks: say so now, not in every cell (SLURM nodes differ)
+            for device in sorted({p.cfg.device for p in todo}):
+                resolve_device(device)
         names = sorted({n for p in todo for n in hubbuild.models_of(p.cfg)})
         if names:
             hubbuild.ensure_all(names, data_root=todo[0].cfg.data.data_root, out=out)
+            for (
+                name
+            ) in names:  # a cached file that matches its manifest but not the network: stop before any cell
+                load_hub_backbone(name, MINI_HUB.get(name).backbone)
         notebook = {paper: PAPERS.get(paper).notebook for paper, _ in work} if notebooks else {}
         report = Progress(todo, ", ".join(sorted({f"{p}/{t}" for p, t in work})), out)
         try:
@@ -120,6 +137,8 @@ class Progress:
     def __init__(self, todo: list[Planned], desc: str, out=print):
         self.n, self.k, self.out = len(todo), 0, out
         self.costs = {id(p): max(p.cost(), 1.0) for p in todo}
+        self.design = {id(p): PAPERS.get(p.cfg.paper).table(p.cfg.table, p.cfg.protocol).kind == "design"
+                       for p in todo}  # fmt: skip
         self.total, self.spent, self.start = sum(self.costs.values()), 0.0, time.perf_counter()
         self.bar = None
         if sys.stdout.isatty():
@@ -133,7 +152,10 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         eta = elapsed * (self.total - self.spent) / max(self.spent, 1e-9)
         where = f"[{self.k}/{self.n}, {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min]"
-        if reply.get("status") == "done":
+        if reply.get("status") == "done" and self.design.get(id(p)):  # a design grid: validation, never test
+            line = (f"{where} done   {p.label}: best validation {reply['metric']} {reply['best_val']:.2f} at step "
+                    f"{reply['best_step']} ({reply['seconds']:.0f} s)")  # fmt: skip
+        elif reply.get("status") == "done":
             line = (f"{where} done   {p.label}: test {reply['metric']} {reply['value']:.2f} at best val, "
                     f"{reply['last']:.2f} at the last step ({reply['seconds']:.0f} s)")  # fmt: skip
         else:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transferlab.nbexec import child_env, execute_notebook, notebook_ipynb
+from transferlab.nbexec import child_env, execute_notebook, notebook_ipynb, notebook_path
 from transferlab.papers import PAPERS
+from transferlab.results import writable_folder
 
 
 def run_papers(work: list[tuple[str, str]], protocol: str, seeds, jobs: int, root: str | Path) -> int:
@@ -20,6 +21,9 @@ def run_papers(work: list[tuple[str, str]], protocol: str, seeds, jobs: int, roo
     by_paper: dict[str, list[str]] = {}
     for paper, table in work:
         by_paper.setdefault(paper, []).append(table)
+    for paper in by_paper:  # every notebook and the results folder checked before any notebook runs
+        notebook_path(PAPERS.get(paper).notebook)
+    writable_folder(root, "results folder", "pass --results <a writable folder>")
     for paper, tables in by_paper.items():
         spec = PAPERS.get(paper)
         table = "all" if sorted(tables) == sorted(spec.table_names(protocol)) else ",".join(tables)

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from transferlab import env
 from transferlab.nbexec import child_env, die_with_parent
 from transferlab.runner.cell import record_failure
 from transferlab.runner.plan import Planned, blockers
@@ -79,7 +80,7 @@ def run_pool(todo: list[Planned], jobs: int, root: Path, on_result: Callable[[Pl
     notebooks = notebooks or {}
     gpus = gpu_ids()
     jobs = max(1, min(jobs, len(gpus) or jobs, len(todo) or 1))
-    threads = threads or int(os.environ.get("TRANSFERLAB_THREADS", "0")) or (
+    threads = threads or env.integer("TRANSFERLAB_THREADS") or (
         max(1, (os.cpu_count() or 1) // jobs) if gpus else 1)  # fmt: skip
     log_dir = Path(root) / ".workers"
     pending = list(todo)

@@ -1,8 +1,9 @@
-"""Tasks (classification; landmarks, token classification and RL returns as they are added), registered in ``TASKS``."""
+"""Tasks (classification, landmarks; token classification and RL returns as they are added), registered in ``TASKS``."""
 
 from transferlab.tasks.base import TASKS, Metric, Task
 
 from transferlab.tasks import classification  # noqa: E402,F401  isort: skip
+from transferlab.tasks import landmarks  # noqa: E402,F401  isort: skip
 from transferlab.tasks import token_classification  # noqa: E402,F401  isort: skip
 
 
