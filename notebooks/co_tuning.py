@@ -16,8 +16,10 @@
 #
 # Settings: `lib/transferlab/papers/co_tuning.py`. Methods: `co_tuning` (both relationship approaches) and the
 # baselines `l2sp`, `delta`, `bss`, `lwf`, golden-checked against the official code and TLlib.
-# `notebooks/explore_co_tuning.py` draws the learned relationship. Mini numbers are never comparable to published
-# ones.
+# `notebooks/explore_co_tuning.py` draws the learned relationship. The NLP variant is table `ner` (CoNLL-2003 NER,
+# bert-base-cased's masked-LM head as the source head, λ = 0.7; its mini table runs only when named: `make ner`);
+# `notebooks/explore_co_tuning_ner.py` shows its relationship p(token | entity type). Mini numbers are never comparable
+# to published ones.
 
 # %% tags=["parameters"]
 paper: str = "co_tuning"  # lib/transferlab/papers/co_tuning.py holds every setting

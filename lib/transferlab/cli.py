@@ -36,6 +36,14 @@ def _assignment(text: str) -> tuple[str, object]:
         return key, value
 
 
+def _say_separate(paper, protocol: str) -> None:
+    """Name the paper's tables that run only when named (``Table.separate``), and how to run them."""
+    for t in paper.table_names(protocol, separate=True):
+        table = paper.table(t, protocol)
+        if table.separate:
+            print(f"{paper.name}/{t} ({protocol}): skipped, runs only when named: {table.separate}")
+
+
 def cmd_run(args) -> int:
     from transferlab.papers import PAPERS
 
@@ -49,6 +57,8 @@ def cmd_run(args) -> int:
     work = []
     for name in papers:  # validate every paper and table before running any
         paper = PAPERS.get(name)
+        if not args.table:
+            _say_separate(paper, args.protocol)
         for t in [args.table] if args.table else paper.table_names(args.protocol):  # design grids: when named
             table = paper.table(t, args.protocol)
             if args.complete_only and any(c.missing for c in table.cells(paper=name)):
@@ -130,6 +140,8 @@ def cmd_cost(args) -> int:
     work = []
     for name in args.papers:  # validate every name before measuring anything
         paper = PAPERS.get(name)
+        if not args.table:
+            _say_separate(paper, args.protocol)
         for t in [args.table] if args.table else paper.table_names(args.protocol):
             paper.table(t, args.protocol)
             work.append((name, t))
@@ -227,7 +239,8 @@ def _papers_and_tables() -> str:
     lines = []
     for name in PAPERS.names():
         spec = PAPERS.get(name)
-        mini, paper = ", ".join(spec.table_names("mini")), ", ".join(spec.table_names("paper"))
+        mini = ", ".join(spec.table_names("mini", separate=True))
+        paper = ", ".join(spec.table_names("paper", separate=True))
         lines.append(f"  {name:12s} mini: {mini or '-'}; paper: {paper or '-'}")
     return "papers and their tables:\n" + "\n".join(lines)
 

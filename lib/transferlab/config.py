@@ -26,7 +26,7 @@ from transferlab.refs import WeightsRef
 
 PROTOCOLS = ("mini", "paper")
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "multistep", "cosine")
+SCHEDULES = ("constant", "multistep", "cosine", "linear")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 # Fields that change how a run executes or how it is labelled, but not what it computes; left out of the config
@@ -84,7 +84,7 @@ class OptimConfig:
     weight_decay: float = 5e-4  # L2 weight decay, applied by the optimizer
     nesterov: bool = True  # Nesterov momentum for SGD
     head_lr_mult: float = 10.0  # lr multiplier of newly initialised parameters (the target head)
-    schedule: str = "multistep"  # constant | multistep | cosine
+    schedule: str = "multistep"  # constant | multistep | cosine | linear
     milestones: tuple[int, ...] = ()  # multistep: iterations at which lr is multiplied by gamma
     gamma: float = 0.1  # multistep decay factor
     warmup_steps: int = 0  # linear warm-up iterations before the schedule

@@ -23,7 +23,7 @@ import torch
 from transferlab import data as tl_data
 from transferlab import env
 from transferlab.config import ConfigError, RunConfig
-from transferlab.data.splits import SplitIndices, make_splits
+from transferlab.data.splits import SplitIndices
 from transferlab.methods import METHODS, Method, method_config
 from transferlab.methods.base import supports
 from transferlab.methods.context import PrepareData
@@ -84,9 +84,11 @@ def setup_runtime(cfg: RunConfig) -> torch.device:
 def load_data(cfg: RunConfig) -> tuple[tl_data.DatasetSource, SplitIndices, tl_data.Preset, Task]:
     """The run's dataset, its seeded train/val/test split, its transform preset and its task."""
     source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
-    splits = make_splits(source.train.targets, len(source.test), cfg.data, cfg.seed)
+    task = task_of(source)
+    # the task draws the split: classification samples per class and carves validation; tokens keep the dev file
+    splits = task.split(source, cfg.data, cfg.seed)
     preset = tl_data.TRANSFORMS.get(source.preset if cfg.data.preset == "auto" else cfg.data.preset)
-    return source, splits, preset, task_of(source)
+    return source, splits, preset, task
 
 
 def prepared_method(

@@ -22,6 +22,8 @@ from transferlab.data import real  # noqa: E402,F401  isort: skip
 from transferlab.data import folders  # noqa: E402,F401  isort: skip
 from transferlab.data import mini_keypoints  # noqa: E402,F401  isort: skip
 from transferlab.data import faces  # noqa: E402,F401  isort: skip
+from transferlab.data import text  # noqa: E402,F401  isort: skip
+from transferlab.data import mini_ner  # noqa: E402,F401  isort: skip
 
 
 def load(name: str, root) -> DatasetSource:

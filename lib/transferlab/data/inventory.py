@@ -61,7 +61,10 @@ def status(name: str, root: str | Path, sources: dict[str, Source] | None = None
     if name not in table:
         if name.startswith("mini_"):
             return Status(
-                name, "built in", "-", "mini protocol: in memory (Fashion-MNIST, scikit-learn digits)"
+                name,
+                "built in",
+                "-",
+                "mini protocol: in memory (Fashion-MNIST, scikit-learn digits, the constructed NER set)",
             )
         return Status(name, "unknown", "-", "no row in transferlab/data/sources.py")
     src = table[name]

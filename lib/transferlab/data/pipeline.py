@@ -118,8 +118,13 @@ class TrainStream:
             yield self._to_device(self.preset.normalize(x), y)
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor):
-        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        x = _channels_last(x.to(self.device, non_blocking=True))
         return x, y.to(self.device, non_blocking=True)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Image batches [B, C, H, W] channels_last; anything else (token batches [B, 2, T]) as it is."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def eval_batches(
@@ -139,7 +144,7 @@ def eval_batches(
         idx = torch.from_numpy(np.asarray(indices))
         for start in range(0, len(idx), batch_size):
             sel = idx[start : start + batch_size]
-            x = preset.normalize(part.dataset.images[sel]).contiguous(memory_format=torch.channels_last)
+            x = _channels_last(preset.normalize(part.dataset.images[sel]))
             yield x.to(device), part.dataset.targets[sel].to(device)
         return
     transform = preset.ten_crop if ten_crop else preset.test

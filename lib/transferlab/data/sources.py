@@ -85,7 +85,7 @@ CONLL_STEPS = """\
 There is no official free download of the text (Reuters RCV1).
 1. Request the Reuters corpus from NIST: https://trec.nist.gov/data/reuters/reuters.html
 2. Build eng.train / eng.testa / eng.testb with the scripts of https://www.clips.uantwerpen.be/conll2003/ner/
-3. Save them as <data_root>/conll2003/train.txt, valid.txt, test.txt.
+3. Save them as <data_root>/conll2003/train.txt, valid.txt, test.txt (eng.train, eng.testa, eng.testb also work).
 (Co-Tuning's NLP readme uses third-party copies of these files: check their terms yourself.)"""
 
 ROWS = (
@@ -280,8 +280,11 @@ ROWS = (
     Source(
         "conll2003", "CoNLL-2003 English NER", "https://www.clips.uantwerpen.be/conll2003/ner/",
         "Reuters RCV1 text: needs the Reuters corpus agreement (NIST); the annotations are public",
-        "  <data_root>/conll2003/{train,valid,test}.txt   (CoNLL columns: eng.train, eng.testa, eng.testb)",
-        manual=CONLL_STEPS, expect=("train.txt", "valid.txt", "test.txt"), notes=NO_LOADER,
+        "  <data_root>/conll2003/{train,valid,test}.txt   (CoNLL columns; the loader also reads eng.train / "
+        "eng.testa / eng.testb and dev.txt; IOB1 or IOB2)",
+        manual=CONLL_STEPS, expect=("train.txt", "valid.txt", "test.txt"),
+        notes="tokenised with bert-base-cased's vocabulary when a run builds its task: those weights go in "
+        "$TRANSFERLAB_WEIGHTS_DIR/bert-base-cased/",
     ),
 )  # fmt: skip
 SOURCES: dict[str, Source] = {s.key: s for s in ROWS}

@@ -22,6 +22,9 @@ on the target train images (test-time transform) and validation images, by one o
   images of class c. ``direct_variant="official"``: softmax(T·z) over train + val; ``"tllib"``: plain softmax over
   train only.
 
+On a token-classification task (NER) the source head is BERT's masked-LM head and the target categories are the
+entity types: relationship and loss are in :mod:`transferlab.methods.co_tuning_tokens`.
+
 The pieces are public functions so a notebook can study them: :func:`soft_label_loss`,
 :func:`direct_relationship`, :func:`calibrate`, :func:`reverse_relationship`. Golden tests compare them with the
 official code's outputs (``tests/test_co_tuning.py``).
@@ -38,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from transferlab.config import ConfigError
-from transferlab.methods import prepared
+from transferlab.methods import co_tuning_tokens, prepared
 from transferlab.methods.base import METHODS, Method
 from transferlab.models import Backbone
 from transferlab.tasks import Task
@@ -179,6 +182,8 @@ RELATIONSHIP_FILE = "relationship.npz"
 class CoTuning(Method):
     name = "co_tuning"
     paper = "Co-Tuning for Transfer Learning (NeurIPS 2020)"
+    # token_classification: NER with BERT's masked-LM head as the source head (methods/co_tuning_tokens.py)
+    tasks = ("classification", "token_classification")
     uses_source_head = True
 
     @dataclass(frozen=True)
@@ -207,7 +212,9 @@ class CoTuning(Method):
 
     def __init__(self, backbone: Backbone, task: Task, cfg: CoTuning.Config):
         super().__init__(backbone, task, cfg)
-        self.register_buffer("relationship", torch.zeros(task.outputs, backbone.source_head.out_features))
+        self.tokens = task.name == "token_classification"  # target categories: entity types, not the labels
+        rows = len(task.entity_types) if self.tokens else task.outputs  # type: ignore[attr-defined]
+        self.register_buffer("relationship", torch.zeros(rows, backbone.source_head.out_features))
         self.info: dict = {}
 
     def prepare(self, data) -> None:
@@ -225,6 +232,11 @@ class CoTuning(Method):
         if saved is not None:
             self.relationship.copy_(torch.from_numpy(check_relationship(saved["R"], *shape)))
             self.info = json.loads(str(saved["info"]))
+            return
+        if self.tokens:
+            r, self.info = co_tuning_tokens.relationship(self, data)
+            self.relationship.copy_(torch.from_numpy(check_relationship(r, *shape)))
+            prepared.save(data, RELATIONSHIP_FILE, key, R=r, info=json.dumps(self.info))
             return
         train_z, train_y = self._source_logits(data.train())
         val_z, val_y = self._source_logits(data.val())
@@ -262,6 +274,8 @@ class CoTuning(Method):
         return prepared.to_numpy(zs), torch.cat(ys).cpu().numpy()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.tokens:
+            return co_tuning_tokens.loss(self, x, y)
         f = self.backbone.features(x)
         target_logits = self.backbone.head(f)
         ce = F.cross_entropy(target_logits, y)

@@ -11,6 +11,18 @@ from transferlab.refs import WeightsRef
 
 from transferlab.models import vgg  # noqa: F401,E402  registers the vgg9_bn and mini_vgg backbones  isort: skip
 
+TEXT_BACKBONE = (
+    "bert"  # = transferlab.models.text.TEXT_BACKBONE (that module imports torch only, but stays lazy)
+)
+
+
+def _text_only(num_classes: int):
+    raise ConfigError(f"the {TEXT_BACKBONE!r} backbone is built from its weights (pretrained='bert-base-cased' or "
+                      "'minilm-l6-mlm'), not from a class count")  # fmt: skip
+
+
+BACKBONES.register(TEXT_BACKBONE)(_text_only)
+
 
 def build_backbone(
     name: str,
@@ -24,6 +36,12 @@ def build_backbone(
     uses the pre-trained classifier."""
     if isinstance(ref, str):
         ref = WeightsRef.parse(ref)
+    if name == TEXT_BACKBONE:  # a BERT encoder with per-token features (transformers imported only here)
+        from transferlab.models.text import load_text_backbone
+
+        if ref.kind != "named":
+            raise ConfigError(f"backbone {name!r} needs named text weights, not pretrained={ref}")
+        return load_text_backbone(ref.name, weights_dir, source_head)
     if ref.kind == "hub":
         raise ConfigError(f"{ref} names a whole hub; a single backbone needs one model's weights")
     if ref.kind == "mini":
@@ -87,6 +105,8 @@ def named_weights(backbone: str) -> list[str]:
     from transferlab.models.hub import HUBS
     from transferlab.models.weights import MOCO_MD5, TORCHVISION_WEIGHTS
 
+    if backbone == TEXT_BACKBONE:
+        return ["bert-base-cased", "minilm-l6-mlm"]  # transferlab.models.text.TEXT_WEIGHTS
     names = list(TORCHVISION_WEIGHTS.get(backbone, {}))
     if backbone == "resnet50":
         names += list(MOCO_MD5)
@@ -106,6 +126,9 @@ def check_weights(backbone: str, ref: WeightsRef) -> None:
 
     if ref.kind == "none":
         return
+    if backbone == TEXT_BACKBONE and ref.kind != "named":
+        raise ConfigError(f"backbone {backbone!r} needs named text weights ({', '.join(named_weights(backbone))}), "
+                          f"not pretrained={ref}")  # fmt: skip
     if ref.kind == "hub":
         if ref.name not in HUBS:
             valid = [f"hub:{n}" for n in HUBS.names()]
@@ -131,6 +154,7 @@ def check_weights(backbone: str, ref: WeightsRef) -> None:
 
 __all__ = [
     "BACKBONES",
+    "TEXT_BACKBONE",
     "Backbone",
     "WeightsError",
     "build_backbone",

@@ -66,6 +66,9 @@ class Table:
     # "design": a validation-only grid that chose another table's settings (reports show validation, never test);
     # design tables use their own seeds and are not part of `make demo`
     kind: str = "results"
+    # non-empty: the table runs only when named (`--table`), never in "every table" runs (`transferlab run all`,
+    # `make demo`); the text says why and how to run it (the mini NER table: its own `make ner`)
+    separate: str = ""
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
         out = []
@@ -137,10 +140,14 @@ class Paper:
             )
         return self.tables[key]
 
-    def table_names(self, protocol: str, kind: str | None = "results") -> list[str]:
+    def table_names(self, protocol: str, kind: str | None = "results", separate: bool = False) -> list[str]:
         """The protocol's tables in the paper module's order (main table first); by default the results tables only
-        (``kind=None``: design grids too)."""
-        return [t for (t, p), spec in self.tables.items() if p == protocol and kind in (None, spec.kind)]
+        (``kind=None``: design grids too), without the ``separate`` ones (run only when named) unless ``separate``."""
+        return [
+            t
+            for (t, p), spec in self.tables.items()
+            if p == protocol and kind in (None, spec.kind) and (separate or not spec.separate)
+        ]
 
 
 PAPERS: Registry[Paper] = Registry("paper")

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from transferlab.data.splits import make_splits
 from transferlab.registry import Registry
 
 DIRECTIONS = ("max", "min")
@@ -77,6 +78,11 @@ class Task:
     def from_source(cls, source: Any) -> Task:
         """The task of a :class:`transferlab.data.DatasetSource` (its ``task_params`` passed on)."""
         return cls(len(source.classes), source.classes, **source.task_params)
+
+    def split(self, source: Any, data: Any, seed: int) -> Any:
+        """The run's :class:`~transferlab.data.SplitIndices` for a ``DataConfig`` (``data``): per-class sampling of
+        the training part and a validation set carved from it (token tasks keep the official dev set instead)."""
+        return make_splits(source.train.targets, len(source.test), data, seed)
 
     def head(self, in_features: int) -> nn.Module:
         raise NotImplementedError
