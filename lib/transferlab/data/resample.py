@@ -1,0 +1,134 @@
+"""Pillow's bilinear resize of image crops, computed on whole uint8 batches on any device, bit for bit.
+
+``transforms.RandomResizedCrop`` on a PIL image is ``image.crop(box).resize((S, S), BILINEAR)``. To run it on the
+training device without changing a single input value, this module computes what Pillow's ``Resample.c`` computes,
+in integers:
+
+- per axis, Pillow's coefficient table (``precompute_coeffs``): for output pixel o of a crop of length L resized to
+  S, scale = L / S, support = max(scale, 1) (the triangle filter widened when reducing: antialiasing), centre
+  c = (o + 0.5)·scale, taps x ∈ [trunc(c − support + 0.5), trunc(c + support + 0.5)) ∩ [0, L), weights
+  tri((x − c + 0.5) / max(scale, 1)) normalised to sum 1, then fixed point: k = trunc(w·2²² ± 0.5)
+  (``normalize_coeffs_8bpc``), in float64 on the host exactly as the C code does in ``double``;
+- per pass, ``clip8((2²¹ + Σ_t k_t · p_t) >> 22)`` in int32 (the sums stay below 2³¹), so the result is exact on
+  CPU and GPU alike; the intermediate image is rounded to uint8 between the two passes, as Pillow's is;
+- the pass order: Pillow 13 runs the two passes in the order that costs it less (an undocumented heuristic, found by
+  experiment here and pinned by ``tests/test_fast_input.py`` against the installed Pillow on every crop shape
+  that matters); :func:`vertical_first` states it.
+
+Exactness is tested, not assumed: ``tests/test_fast_input.py`` compares this module with Pillow crop by crop, and the
+whole device path with the PIL path batch by batch. A different Pillow version may round differently; the decoded-
+image cache records the Pillow version, and the tests fail loudly if the installed one disagrees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+PRECISION_BITS = 22  # Pillow's fixed point for 8-bit images: 32 − 8 − 2
+_HALF = 1 << (PRECISION_BITS - 1)
+
+
+def coefficients(length: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's bilinear tables for crops of ``length`` [B] pixels resized to ``out``: (first tap [B, out] int64,
+    fixed-point weights [B, out, K] int32, zero past each output's last tap), K the widest support in the batch."""
+    length = np.asarray(length, dtype=np.int64)
+    scale = length.astype(np.float64) / out  # (double)(in1 − in0) / outSize with in0 = 0: exact for integers
+    filterscale = np.maximum(scale, 1.0)
+    support = filterscale  # the bilinear filter's support is 1, widened by the reduction factor
+    taps = int(np.ceil(support.max())) * 2 + 1
+    o = np.arange(out, dtype=np.float64)[None, :]
+    centre = (o + 0.5) * scale[:, None]
+    first = np.maximum(np.trunc(centre - support[:, None] + 0.5), 0).astype(np.int64)
+    stop = np.minimum(np.trunc(centre + support[:, None] + 0.5).astype(np.int64), length[:, None])
+    count = stop - first
+    weights = np.zeros((len(length), out, taps))
+    total = np.zeros((len(length), out))
+    inv = 1.0 / filterscale[:, None]
+    for t in range(taps):  # sequential sums, as the C loop adds them
+        x = np.abs(((first + t) - centre + 0.5) * inv)
+        w = np.where((x < 1.0) & (t < count), 1.0 - x, 0.0)
+        weights[:, :, t] = w
+        total = total + w
+    weights = np.where(
+        total[..., None] != 0.0, weights / np.where(total == 0.0, 1.0, total)[..., None], weights
+    )
+    fixed = np.trunc(
+        np.where(weights < 0, weights * (1 << PRECISION_BITS) - 0.5, weights * (1 << PRECISION_BITS) + 0.5)
+    )
+    return first, fixed.astype(np.int32)
+
+
+def _pass(x: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
+    """One Pillow pass along ``dim`` (2: rows, 3: columns) of int32 x [B, C, H, W]: output position o of sample b
+    is clip8((2²¹ + Σ_t weights[b, o, t] · x[.., index[b, o, t], ..]) >> 22)."""
+    b, c, h, w = x.shape
+    out = index.shape[1]
+    shape = [b, c, out, w] if dim == 2 else [b, c, h, out]
+    acc = torch.full(shape, _HALF, dtype=torch.int32, device=x.device)
+    for t in range(index.shape[2]):
+        if dim == 2:
+            i = index[:, None, :, t, None].expand(shape)
+            k = weights[:, None, :, t, None]
+        else:
+            i = index[:, None, None, :, t].expand(shape)
+            k = weights[:, None, None, :, t]
+        acc += torch.gather(x, dim, i) * k
+    return (acc >> PRECISION_BITS).clamp_(0, 255)
+
+
+def tables(start: np.ndarray, length: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute source indices [B, out, K] (into the uncropped axis) and weights [B, out, K] for crops [start,
+    start + length) resized to ``out``; padded taps point inside the crop with weight 0."""
+    first, weights = coefficients(length, out)
+    t = np.arange(weights.shape[2])
+    index = (
+        np.minimum(first[..., None] + t, np.asarray(length)[:, None, None] - 1)
+        + np.asarray(start)[:, None, None]
+    )
+    return index.astype(np.int64), weights
+
+
+def vertical_first(height: np.ndarray, width: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """[B] bool: Pillow 13 resizes a crop of ``height`` × ``width`` to ``out_h`` × ``out_w`` vertical pass first.
+
+    Measured (every crop of up to 256 × 256 pixels resized to 224 × 224, each compared with both orders): the
+    vertical pass goes first exactly when the crop shrinks vertically and its vertical reduction exceeds twice its
+    horizontal one, (h/H − 1) > 2 (w/W − 1); in integers (h − H)·W > 2 (w − W)·H. For non-square outputs this is our
+    extrapolation (the presets only resize to squares). With one pass only (h = H or w = W) the order is moot."""
+    h, w = np.asarray(height, dtype=np.int64), np.asarray(width, dtype=np.int64)
+    return (h > out_h) & ((h - out_h) * out_w > 2 * (w - out_w) * out_h)
+
+
+def resize_crops(
+    x: torch.Tensor,
+    boxes: np.ndarray,
+    out: tuple[int, int],
+) -> torch.Tensor:
+    """uint8 x [B, C, H, W] (any device, any memory format) and crop boxes [B, 4] = (top, left, height, width) →
+    uint8 [B, C, out_h, out_w]: each crop resized as Pillow's ``crop(box).resize(out[::-1], BILINEAR)`` does."""
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    top, left, height, width = boxes.T
+    out_h, out_w = out
+    dev = x.device
+    rows_i, rows_k = (torch.from_numpy(a).to(dev, non_blocking=True) for a in tables(top, height, out_h))
+    cols_i, cols_k = (torch.from_numpy(a).to(dev, non_blocking=True) for a in tables(left, width, out_w))
+    v_first = vertical_first(height, width, out_h, out_w)
+    xi = x.to(torch.int32)
+    result = torch.empty((x.shape[0], x.shape[1], out_h, out_w), dtype=torch.uint8, device=dev)
+    for flag in (False, True):
+        sel = np.flatnonzero(v_first == flag)
+        if not len(sel):
+            continue
+        s = torch.from_numpy(sel).to(dev)
+        part = xi.index_select(0, s) if len(sel) < len(boxes) else xi
+        ri, rk, ci, ck = (t.index_select(0, s) for t in (rows_i, rows_k, cols_i, cols_k))
+        if flag:
+            y = _pass(_pass(part, ri, rk, 2), ci, ck, 3)
+        else:
+            y = _pass(_pass(part, ci, ck, 3), ri, rk, 2)
+        result.index_copy_(0, s, y.to(torch.uint8))
+    return result
+
+
+__all__ = ["PRECISION_BITS", "coefficients", "resize_crops", "tables", "vertical_first"]
