@@ -58,9 +58,7 @@ class DataConfig:
     preset: str = "auto"  # transform preset (transferlab.data.TRANSFORMS); auto: the dataset's default
     ten_crop: bool = False  # 10-crop test-time evaluation (the papers' protocol at 224 px)
     num_workers: int = 0  # DataLoader workers for file-based datasets (run-time only)
-    pipeline: str = (
-        "pil"  # file-based input: pil | cache (decoded-image cache) | device (+ augment on device)
-    )
+    pipeline: str = "pil"  # file-based input: pil | cache (decoded-image cache) | device (augments on device)
 
     def __post_init__(self) -> None:
         typed_fields(self)
