@@ -19,11 +19,11 @@ from PIL import Image
 from torchvision import transforms as T
 from transferlab.config import ConfigError, RunConfig
 from transferlab.data import cache as cache_mod
+from transferlab.data import resample
 from transferlab.data.base import DatasetSource
 from transferlab.data.device_augment import DevicePathError, plan_of, resized_crop_box
 from transferlab.data.folders import FolderDataset, read_image_folder
 from transferlab.data.pipeline import EvalBatches, TrainStream
-from transferlab.data.resample import resize_crops, vertical_first
 from transferlab.data.transforms import TRANSFORMS, Preset
 
 SIZES = [(300, 200), (64, 80), (256, 256), (500, 375), (33, 47), (224, 224), (40, 300)]
@@ -43,7 +43,7 @@ def jpegs(tmp_path_factory):
     return DatasetSource("jpeg_fixture", p.classes, p.train, p.test)
 
 
-def test_resampling_is_pillows_bit_for_bit():
+def test_resampling_is_pillows_bit_for_bit(monkeypatch):
     """Crops of every regime (enlarging, reducing, one axis only, both pass orders) against Image.crop().resize()."""
     rng = np.random.default_rng(0)
     img = np.clip(np.cumsum(rng.integers(-9, 10, (256, 256, 3)), 1) + 128, 0, 255).astype(np.uint8)
@@ -54,14 +54,21 @@ def test_resampling_is_pillows_bit_for_bit():
         h, w = (int(v) for v in rng.integers(8, 257, 2))
         boxes.append((int(rng.integers(0, 257 - h)), int(rng.integers(0, 257 - w)), h, w))
     boxes = np.array(boxes)
-    assert vertical_first(boxes[:, 2], boxes[:, 3], 224, 224).any()  # both pass orders are exercised
-    assert not vertical_first(boxes[:, 2], boxes[:, 3], 224, 224).all()
+    rule = resample.pass_order_rule()  # the installed Pillow's (probed)
+    assert resample.RULES["cost"](
+        boxes[:, 2], boxes[:, 3], 224, 224
+    ).any()  # the rules disagree on some crops
     x = torch.from_numpy(img).permute(2, 0, 1)[None].expand(len(boxes), -1, -1, -1)
-    got = resize_crops(x, boxes, (224, 224)).permute(0, 2, 3, 1).numpy()
+    got = resample.resize_crops(x, boxes, (224, 224)).permute(0, 2, 3, 1).numpy()
     pil = Image.fromarray(img)
-    for (top, left, h, w), out in zip(boxes, got):
-        ref = np.asarray(pil.crop((left, top, left + w, top + h)).resize((224, 224), Image.BILINEAR))
-        assert np.array_equal(out, ref), (top, left, h, w)
+    refs = [np.asarray(pil.crop((left, top, left + w, top + h)).resize((224, 224), Image.BILINEAR))
+            for top, left, h, w in boxes]  # fmt: skip
+    for box, out, ref in zip(boxes, got, refs):
+        assert np.array_equal(out, ref), (rule, box)
+    other = next(r for r in resample.RULES if r != rule)  # the pass order matters: the other rule would fail
+    monkeypatch.setattr(resample, "pass_order_rule", lambda: other)
+    wrong = resample.resize_crops(x, boxes, (224, 224)).permute(0, 2, 3, 1).numpy()
+    assert not all(np.array_equal(o, r) for o, r in zip(wrong, refs))
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ in integers:
   (``normalize_coeffs_8bpc``), in float64 on the host exactly as the C code does in ``double``;
 - per pass, ``clip8((2²¹ + Σ_t k_t · p_t) >> 22)`` in int32 (the sums stay below 2³¹), so the result is exact on
   CPU and GPU alike; the intermediate image is rounded to uint8 between the two passes, as Pillow's is;
-- the pass order: Pillow 13 runs the two passes in the order that costs it less (an undocumented heuristic, found by
-  experiment here and pinned by ``tests/test_fast_input.py`` against the installed Pillow on every crop shape
-  that matters); :func:`vertical_first` states it.
+- the pass order: Pillow up to 12 always runs the horizontal pass first; Pillow 13 runs first the pass that costs it
+  less (an undocumented heuristic, found by experiment here: :func:`_cost_rule`). Which rule the installed Pillow
+  follows is probed once per process (:func:`pass_order_rule`), so the GPU image's Pillow may differ from ours.
 
 Exactness is tested, not assumed: ``tests/test_fast_input.py`` compares this module with Pillow crop by crop, and the
 whole device path with the PIL path batch by batch. A different Pillow version may round differently; the decoded-
@@ -21,6 +21,8 @@ image cache records the Pillow version, and the tests fail loudly if the install
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -89,15 +91,54 @@ def tables(start: np.ndarray, length: np.ndarray, out: int) -> tuple[np.ndarray,
     return index.astype(np.int64), weights
 
 
-def vertical_first(height: np.ndarray, width: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """[B] bool: Pillow 13 resizes a crop of ``height`` × ``width`` to ``out_h`` × ``out_w`` vertical pass first.
-
-    Measured (every crop of up to 256 × 256 pixels resized to 224 × 224, each compared with both orders): the
-    vertical pass goes first exactly when the crop shrinks vertically and its vertical reduction exceeds twice its
-    horizontal one, (h/H − 1) > 2 (w/W − 1); in integers (h − H)·W > 2 (w − W)·H. For non-square outputs this is our
-    extrapolation (the presets only resize to squares). With one pass only (h = H or w = W) the order is moot."""
-    h, w = np.asarray(height, dtype=np.int64), np.asarray(width, dtype=np.int64)
+def _cost_rule(h: np.ndarray, w: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Pillow 13 (measured on every crop of up to 256 × 256 pixels resized to 224 × 224, each compared with both
+    orders): the vertical pass goes first exactly when the crop shrinks vertically and its vertical reduction exceeds
+    twice its horizontal one, (h/H − 1) > 2 (w/W − 1); in integers (h − H)·W > 2 (w − W)·H. For non-square outputs
+    this is our extrapolation (the presets resize to squares)."""
     return (h > out_h) & ((h - out_h) * out_w > 2 * (w - out_w) * out_h)
+
+
+def _horizontal_rule(h: np.ndarray, w: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Pillow up to 12 (``ImagingResampleInner``): always the horizontal pass first."""
+    return np.zeros(np.broadcast(h, w).shape, dtype=bool)
+
+
+RULES = {"cost": _cost_rule, "horizontal": _horizontal_rule}
+_PROBES = ((250, 100), (240, 230), (240, 236), (100, 250))  # where the two known rules disagree, and agree
+
+
+@functools.cache
+def pass_order_rule() -> str:
+    """Which known pass order the installed Pillow follows, found by resizing four probe crops with Pillow and with
+    both orders here (once per process, ~0.1 s); DevicePathError-free callers get a ValueError if neither fits."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].to(torch.int32)
+    h, w = (np.array(v) for v in zip(*_PROBES))
+    rows, cols = (tuple(torch.from_numpy(a) for a in tables(np.zeros(len(h), int), n, 224)) for n in (h, w))
+    xs = x.expand(len(h), -1, -1, -1)
+    by_order = {True: _pass(_pass(xs, *rows, 2), *cols, 3), False: _pass(_pass(xs, *cols, 3), *rows, 2)}
+    pil = Image.fromarray(img)
+    seen = []
+    for k, (ph, pw) in enumerate(_PROBES):
+        ref = torch.from_numpy(np.asarray(pil.crop((0, 0, pw, ph)).resize((224, 224), Image.BILINEAR)).copy())
+        ref = ref.permute(2, 0, 1).to(torch.int32)
+        seen.append({order for order, y in by_order.items() if torch.equal(y[k], ref)})
+    for name, rule in RULES.items():
+        if all(bool(v) in s for v, s in zip(rule(h, w, 224, 224), seen)):
+            return name
+    raise ValueError(f"the installed Pillow resamples crops in neither known pass order (probes {_PROBES}: {seen}); "
+                     "use pipeline='cache' or 'pil'")  # fmt: skip
+
+
+def vertical_first(height: np.ndarray, width: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """[B] bool: the installed Pillow resizes a crop of ``height`` × ``width`` to ``out_h`` × ``out_w`` vertical
+    pass first (:func:`pass_order_rule`). With one pass only (h = H or w = W) the order is moot."""
+    h, w = np.asarray(height, dtype=np.int64), np.asarray(width, dtype=np.int64)
+    return RULES[pass_order_rule()](h, w, out_h, out_w)
 
 
 def resize_crops(
@@ -131,4 +172,12 @@ def resize_crops(
     return result
 
 
-__all__ = ["PRECISION_BITS", "coefficients", "resize_crops", "tables", "vertical_first"]
+__all__ = [
+    "PRECISION_BITS",
+    "RULES",
+    "coefficients",
+    "pass_order_rule",
+    "resize_crops",
+    "tables",
+    "vertical_first",
+]
