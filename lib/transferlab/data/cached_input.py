@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from transferlab.data.base import Part
 from transferlab.data.cache import CachedPart, open_cache
 from transferlab.data.device_augment import Plan, plan_of
+from transferlab.data.resample import pass_order_rule
 
 PIPELINES = ("pil", "cache", "device")
 WHICH = ("train", "test", "ten_crop")
@@ -50,7 +51,8 @@ def as_batch(batch):
 
 class DeviceRows(Dataset):
     """``pipeline="device"``: items ``(i, seed)`` fetched a batch at a time (``__getitems__``) as uint8 rows
-    [B, H, W, 3] and labels [B], plus, for training, crop boxes [B, 4] and flips [B] drawn from the seeds."""
+    [B, H, W, 3] and labels [B], plus, for training, the host-side augmentation work drawn from the seeds (crop
+    boxes, flips, resampling tables: :meth:`transferlab.data.device_augment.Plan.params`)."""
 
     def __init__(self, part: Part, preset, which: str, workers: int = 0):
         if which not in WHICH:
@@ -59,6 +61,8 @@ class DeviceRows(Dataset):
         self.targets, self.which = np.asarray(part.targets, dtype=np.int64), which
         if which == "ten_crop" and self.plan.ten_crop is None:
             raise ValueError(f"preset {preset.name!r} has no ten-crop transform")
+        if any(op[0] == "resized_crop" for op in self.plan.train):
+            pass_order_rule()  # probed once here, before the workers fork (they inherit the answer)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -69,8 +73,7 @@ class DeviceRows(Dataset):
         y = torch.from_numpy(self.targets[idx])
         if self.which != "train":
             return x, y
-        boxes, flips = self.plan.draw_batch([s for _, s in items])
-        return x, y, boxes, flips
+        return x, y, self.plan.params([s for _, s in items])
 
     def __getitem__(self, item: tuple[int, int]):
         return self.__getitems__([item])
@@ -79,11 +82,11 @@ class DeviceRows(Dataset):
         """batch → (x, y) on ``device``: x normalised float, channels_last ([B, 10, C, h, w] for ten crops)."""
         plan, which = self.plan, self.which
 
-        def run(x: torch.Tensor, y: torch.Tensor, *params):
+        def run(x: torch.Tensor, y: torch.Tensor, params: dict | None = None):
             x = x.to(device, non_blocking=True).permute(0, 3, 1, 2)  # NHWC bytes = an NCHW channels_last view
             y = y.to(device, non_blocking=True)
             if which == "train":
-                x = plan.augment(x, *params)
+                x = plan.augment(x, params)
             else:
                 x = plan.evaluate(x, ten_crop=which == "ten_crop")
             if x.dim() == 4:

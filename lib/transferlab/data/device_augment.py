@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import transforms as T
 
-from transferlab.data.resample import resize_crops
+from transferlab.data.resample import crop_tables, resize_crops
 
 
 class DevicePathError(ValueError):
@@ -83,30 +83,46 @@ class Plan:
                 flip = bool(torch.rand(1, generator=gen) < op[1])
         return box, flip
 
-    def draw_batch(self, seeds) -> tuple[torch.Tensor, torch.Tensor]:
+    def params(self, seeds) -> dict:
+        """The host-side work of a training batch (in the DataLoader workers): ``boxes`` [B, 4], ``flips`` [B] and,
+        for a resized crop, Pillow's resampling tables (:func:`transferlab.data.resample.crop_tables`)."""
         drawn = [self.draw(s) for s in seeds]
-        return torch.tensor([b for b, _ in drawn], dtype=torch.int64), torch.tensor([f for _, f in drawn])
+        out = {"boxes": torch.tensor([b for b, _ in drawn], dtype=torch.int64),
+               "flips": torch.tensor([f for _, f in drawn])}  # fmt: skip
+        for op in self.train:
+            if op[0] == "resized_crop":
+                out["crops"] = crop_tables(out["boxes"].numpy(), op[1])
+        return out
 
     # ---------------------------------------------------------------------------------------- on the device
+    def _constants(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """255, mean and std on ``device``, made once: a tensor made from Python numbers on a GPU is a synchronous
+        copy, which would stall the device every batch."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        if str(device) not in cache:
+            cache[str(device)] = (torch.tensor(255.0, device=device),
+                                  torch.tensor(self.mean, device=device).view(-1, 1, 1),
+                                  torch.tensor(self.std, device=device).view(-1, 1, 1))  # fmt: skip
+        return cache[str(device)]
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 → float as ToTensor + Normalize compute it: x / 255, − mean, / std (tensor divisors, so CUDA
         divides as the CPU does instead of multiplying by a rounded reciprocal)."""
-        dev = x.device
-        x = x.float().div(torch.tensor(255.0, device=dev))
-        mean = torch.tensor(self.mean, device=dev).view(-1, 1, 1)
-        std = torch.tensor(self.std, device=dev).view(-1, 1, 1)
-        return x.sub(mean).div(std)
+        scale, mean, std = self._constants(x.device)
+        return x.float().div(scale).sub(mean).div(std)
 
-    def augment(self, x: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, C, H, W] cached images (on the device) → normalised float training batch."""
+    def augment(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        """uint8 [B, C, H, W] cached images (on the device) and :meth:`params` → normalised float training batch."""
+        dev = x.device
         for op in self.train:
             if op[0] == "resized_crop":
-                x = resize_crops(x, boxes.numpy(), op[1])
+                x = resize_crops(x, params["crops"], op[1])
             elif op[0] == "pad_crop":
                 (th, tw), pad = op[1], op[2]
+                boxes = params["boxes"].to(dev, non_blocking=True)
                 x = _crops(F.pad(x, (pad, pad, pad, pad)), boxes[:, 0], boxes[:, 1], th, tw)
             elif op[0] == "flip":
-                f = flips.to(x.device, non_blocking=True).view(-1, 1, 1, 1)
+                f = params["flips"].to(dev, non_blocking=True).view(-1, 1, 1, 1)
                 x = torch.where(f, x.flip(3), x)
         return self.normalize(x)
 

@@ -141,41 +141,45 @@ def vertical_first(height: np.ndarray, width: np.ndarray, out_h: int, out_w: int
     return RULES[pass_order_rule()](h, w, out_h, out_w)
 
 
-def resize_crops(
-    x: torch.Tensor,
-    boxes: np.ndarray,
-    out: tuple[int, int],
-) -> torch.Tensor:
-    """uint8 x [B, C, H, W] (any device, any memory format) and crop boxes [B, 4] = (top, left, height, width) →
-    uint8 [B, C, out_h, out_w]: each crop resized as Pillow's ``crop(box).resize(out[::-1], BILINEAR)`` does."""
+def crop_tables(boxes: np.ndarray, out: tuple[int, int]) -> dict:
+    """The host-side half of :func:`resize_crops` (DataLoader workers run it): for crop boxes [B, 4] = (top, left,
+    height, width), the samples reordered so that those resized vertical pass first come first (``order`` [B],
+    ``n_vertical``), and in that order the absolute source indices and fixed-point weights of both passes. All
+    tensors, so the loader pins them and the copies to the device never wait for the device."""
     boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
     top, left, height, width = boxes.T
-    out_h, out_w = out
+    v_first = vertical_first(height, width, *out)
+    order = np.argsort(~v_first, kind="stable")
+    rows = tables(top[order], height[order], out[0])
+    cols = tables(left[order], width[order], out[1])
+    return {"order": torch.from_numpy(order), "n_vertical": int(v_first.sum()),
+            "rows": tuple(torch.from_numpy(a) for a in rows), "cols": tuple(torch.from_numpy(a) for a in cols)}  # fmt: skip
+
+
+def resize_crops(x: torch.Tensor, crops: dict | np.ndarray, out: tuple[int, int]) -> torch.Tensor:
+    """uint8 x [B, C, H, W] (any device, any memory format) and :func:`crop_tables` (or the boxes [B, 4] to make
+    them from) → uint8 [B, C, out_h, out_w]: each crop resized as Pillow's ``crop(box).resize(out[::-1], BILINEAR)``
+    does, in the batch's order. No host synchronisation: the group sizes are host integers."""
+    t = crop_tables(crops, out) if not isinstance(crops, dict) else crops
     dev = x.device
-    rows_i, rows_k = (torch.from_numpy(a).to(dev, non_blocking=True) for a in tables(top, height, out_h))
-    cols_i, cols_k = (torch.from_numpy(a).to(dev, non_blocking=True) for a in tables(left, width, out_w))
-    v_first = vertical_first(height, width, out_h, out_w)
-    xi = x.to(torch.int32)
-    result = torch.empty((x.shape[0], x.shape[1], out_h, out_w), dtype=torch.uint8, device=dev)
-    for flag in (False, True):
-        sel = np.flatnonzero(v_first == flag)
-        if not len(sel):
-            continue
-        s = torch.from_numpy(sel).to(dev)
-        part = xi.index_select(0, s) if len(sel) < len(boxes) else xi
-        ri, rk, ci, ck = (t.index_select(0, s) for t in (rows_i, rows_k, cols_i, cols_k))
-        if flag:
-            y = _pass(_pass(part, ri, rk, 2), ci, ck, 3)
-        else:
-            y = _pass(_pass(part, ci, ck, 3), ri, rk, 2)
-        result.index_copy_(0, s, y.to(torch.uint8))
-    return result
+    order = t["order"].to(dev, non_blocking=True)
+    ri, rk = (a.to(dev, non_blocking=True) for a in t["rows"])
+    ci, ck = (a.to(dev, non_blocking=True) for a in t["cols"])
+    xi = x.index_select(0, order).to(torch.int32)
+    n, parts = t["n_vertical"], []
+    if n:
+        parts.append(_pass(_pass(xi[:n], ri[:n], rk[:n], 2), ci[:n], ck[:n], 3))
+    if n < len(order):
+        parts.append(_pass(_pass(xi[n:], ci[n:], ck[n:], 3), ri[n:], rk[n:], 2))
+    y = torch.cat(parts).to(torch.uint8)
+    return torch.empty_like(y).index_copy_(0, order, y)  # back to the batch's order
 
 
 __all__ = [
     "PRECISION_BITS",
     "RULES",
     "coefficients",
+    "crop_tables",
     "pass_order_rule",
     "resize_crops",
     "tables",
