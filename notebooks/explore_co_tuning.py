@@ -15,7 +15,7 @@
 # R = p(y_s | y_t) is learned from the source head's outputs on the target's training and validation images. This
 # notebook computes R both ways the official code can — the paper's calibrated **reverse** approach and the **direct**
 # class means — for a mini-hub source model on a mini target, and shows them side by side. The pieces are public
-# functions of `lib/transferlab/methods/co_tuning.py` (`reverse_relationship`, `direct_relationship`, `calibrate`,
+# functions of `lib/transferlab/methods/relationship.py` (`reverse_relationship`, `direct_relationship`, `calibrate`,
 # `soft_label_loss`). Nothing is trained here; the mini protocol runs on the CPU in seconds.
 
 # %% tags=["parameters"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from golden import anchor
-from transferlab.methods.co_tuning import (
+from transferlab.methods.relationship import (
     C_GRID,
     T_CAL,
     calibrate,
@@ -99,7 +99,7 @@ def test_co_tuning_trains_both_heads_and_saves_its_relationship(tiny_config, tin
     cfg = _co_tuning(tiny_config, tiny_hub)
     result = tl.run(cfg, out_dir=tmp_path)
     info = result.extra["co_tuning"]
-    assert info["relationship"] == "reverse" and info["chosen_C"] in co_tuning_module.C_GRID
+    assert info["relationship"] == "reverse" and info["chosen_C"] in C_GRID
     assert {"train_ce", "train_co_tuning", "train_loss"} <= set(result.history[-1])
     with np.load(tmp_path / co_tuning_module.RELATIONSHIP_FILE) as saved:
         r = saved["R"]
@@ -153,7 +153,7 @@ def test_co_tuning_parameters_and_weights_are_checked_before_training(tiny_confi
 
 
 def test_bad_relationships_labels_and_validation_splits_are_clear_errors(tiny_config, tiny_hub, tmp_path):
-    from transferlab.methods.co_tuning import check_relationship, check_validation
+    from transferlab.methods.relationship import check_relationship, check_validation
 
     with pytest.raises(ValueError, match=r"shape \(3, 10\).*\[4, 10\]"):
         check_relationship(np.full((3, 10), 0.1), 4, 10)
@@ -198,19 +198,29 @@ def test_a_target_label_outside_the_head_is_a_clear_error(tiny_config, tiny_hub,
         )
 
 
-def test_the_exploration_notebook_runs_and_draws_both_relationships(tmp_path):
-    """``notebooks/explore_co_tuning.py`` executed by papermill as a user would (digits source and target)."""
+def test_the_exploration_notebook_runs_and_draws_both_relationships(tmp_path, tiny_hub):
+    """``notebooks/explore_co_tuning.py`` executed by papermill as a user would (a digits source and target). The
+    kernel is its own process: a ``sitecustomize`` registers the session's tiny hub model there too (pre-trained
+    and cached already), so the test never pre-trains the real hub."""
     import json
     import os
 
     from transferlab import nbexec
 
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "from transferlab.models.mini_hub import MINI_HUB, HubModel\n"
+        f"MINI_HUB.register({tiny_hub!r})(HubModel({tiny_hub!r}, 'test stand-in', 'mini_hub_digits', 'supervised', "
+        "'scikit-learn digits', iterations=10, batch_size=32))\n"
+    )
+    path = nbexec.pythonpath_with_lib(os.environ.get("PYTHONPATH"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), path])}
     ipynb = nbexec.notebook_ipynb("explore_co_tuning", tmp_path)
-    env = {**os.environ, "PYTHONPATH": nbexec.pythonpath_with_lib(os.environ.get("PYTHONPATH"))}
     code, tail = nbexec.execute_notebook(
         ipynb,
         tmp_path / "out.ipynb",
-        {"source": "mini:digits", "dataset": "mini_digits"},
+        {"source": f"mini:{tiny_hub}", "dataset": "mini_digits"},
         env,
         tmp_path / "log",
     )

@@ -1,7 +1,9 @@
-"""Cost accounting (``transferlab.cost``) and the per-method step bench (``transferlab.bench_methods``).
+"""Cost accounting (``transferlab.perf.cost`` / ``.memory`` / ``.table``) and the per-method step bench
+(``transferlab.perf.methods``).
 
-MAC counts against hand-computed ones, the inference-parameter rule (autograd reachability; ``inference_model()``, the collapsed model, for lite
-Zoo-Tuning), the CPU peak-memory subprocess, and the bench end to end on tiny fixtures. Never timing values."""
+MAC counts against hand-computed ones, the inference-parameter rule (autograd reachability; ``inference_model()``,
+the collapsed model, for lite Zoo-Tuning), the CPU peak-memory process (one per call, several groups), cost tables
+whose shared rows are measured once, and the bench end to end on tiny fixtures. Never timing values."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import transferlab.methods.zoo_tuning  # noqa: F401  registers zoo_tuning, zoo_t
 from conftest import TINY_HUB_B as SECOND
 from torch import nn
 from transferlab import results as results_mod
-from transferlab.perf import cost
+from transferlab.perf import cost, memory
 from transferlab.perf import methods as bench_methods
 from transferlab.tasks.classification import Classification
 
@@ -84,14 +86,19 @@ def test_inference_params_of_a_collapsed_lite_model(lite_downsample, tiny_zoo, t
         assert c["params_inference"] > cost.count_params(plain)
 
 
-def test_cpu_peak_memory_of_an_ensemble_step_runs_in_a_fresh_process(tiny_hub, tiny_config):
+def test_cpu_peak_memory_of_several_groups_in_one_fresh_process(tiny_hub, tiny_config, monkeypatch):
     from transferlab.methods import METHODS
 
+    runs = []
+    real_run = memory.subprocess.run
+    monkeypatch.setattr(memory.subprocess, "run", lambda *a, **k: runs.append(a) or real_run(*a, **k))
     cfg = tiny_config(method="finetune", pretrained=f"mini:{tiny_hub}")
     methods = [METHODS.get("finetune").build(cfg, Classification(4)) for _ in range(2)]
-    out = cost.step_peak_memory(methods, _batch(16), cfg)
-    assert out.get("memory_note") is None, out
-    assert out["peak_step_mb"] > 0 and out["baseline_mb"] > 0 and "fresh process" in out["memory_how"]
+    ensemble, single = memory.step_peak_memory([(methods, _batch(16), cfg), (methods[:1], _batch(8), cfg)])
+    assert len(runs) == 1  # one interpreter for both groups
+    for out in (ensemble, single):
+        assert out.get("memory_note") is None, out
+        assert out["peak_step_mb"] > 0 and out["baseline_mb"] > 0 and "fresh process" in out["memory_how"]
 
 
 def test_bench_methods_end_to_end_on_tiny_cases(tiny_zoo, tiny_hub, tmp_path, capsys):
@@ -144,11 +151,12 @@ def test_bench_methods_end_to_end_on_tiny_cases(tiny_zoo, tiny_hub, tmp_path, ca
         bench_methods.main(argparse.Namespace(out=str(out), steps=1, repeats=1, cases="nope"), cases=cases)
 
 
-def test_transferlab_cost_measures_a_hub_table_and_the_report_reads_it(
+def test_transferlab_cost_measures_hub_tables_and_the_report_reads_them(
     tiny_zoo, tiny_config, tmp_path, monkeypatch
 ):
     """`transferlab cost`: one measured row per distinct (method, weights, params) of a table, saved atomically next to
-    the table's runs; the report's loader reads it back (parameters and MACs exact, speeds measured)."""
+    the table's runs; a row two tables share is measured once; the peak memories of a table's rows in one process;
+    the report's loader reads the tables back (parameters and MACs exact, speeds measured)."""
     from transferlab.cli import main
     from transferlab.papers import PAPERS, Paper, Table
     from transferlab.perf import table as cost_run
@@ -161,38 +169,59 @@ def test_transferlab_cost_measures_a_hub_table_and_the_report_reads_it(
                         {"method": ["ensemble", "zoo_tuning_lite"], "pretrained": [f"hub:{tiny_zoo}"]},
             {"method": ["hub_pathway"], "pretrained": [f"hub:{tiny_zoo}"], "method_params": [{"k": 1}]}],
                   provenance="tests")  # fmt: skip
-    paper = Paper("tests_cost", "cost tests", "https://example.org", "finetune", {("hubs", "mini"): table})
+    shared = Table(name="shared", title="shares two rows", protocol="mini", base=base,
+                   grid=[{"method": ["finetune"], "pretrained": ["mini:test_tiny_digits"]},
+                         {"method": ["ensemble"], "pretrained": [f"hub:{tiny_zoo}"]},
+                         {"method": ["hub_pathway"], "pretrained": [f"hub:{tiny_zoo}"], "method_params": [{"k": 2}]}],
+                   provenance="tests")  # fmt: skip
+    paper = Paper("tests_cost", "cost tests", "https://example.org", "finetune",
+                  {("hubs", "mini"): table, ("shared", "mini"): shared})  # fmt: skip
     monkeypatch.setitem(PAPERS._items, "tests_cost", paper)
     labels = [label for label, _ in cost_run.distinct_configs("tests_cost", "hubs", "mini")]
-    assert labels == [
-        "finetune (test_tiny_digits)",
-        f"finetune ({SECOND})",
-        f"ensemble (hub:{tiny_zoo})",
-        f"zoo_tuning_lite (hub:{tiny_zoo})",
-        f"hub_pathway (hub:{tiny_zoo}; k=1)",
-    ]  # fmt: skip  (3 seeds of a table, one row each)
-    assert main(["cost", "tests_cost", "--results", str(tmp_path), "--no-memory"]) == 0
-    assert [p.name for p in (tmp_path / "tests_cost" / "mini").iterdir()] == [
-        "cost-hubs.json"
-    ]  # atomic, no temps
-    frame, saved = cost_run.load_table("tests_cost", "hubs", "mini", tmp_path)
-    single = frame.loc["finetune (test_tiny_digits)"]
-    assert frame.loc[f"ensemble (hub:{tiny_zoo})", "params (M)"] == pytest.approx(
-        2 * single["params (M)"], rel=0.01
+    assert labels == ["finetune (test_tiny_digits)", f"finetune ({SECOND})", f"ensemble (hub:{tiny_zoo})",
+                      f"zoo_tuning_lite (hub:{tiny_zoo})", f"hub_pathway (hub:{tiny_zoo}; k=1)"]  # fmt: skip
+    measured, children = [], []
+    real_measure, real_run = cost_run.measure_cost, cost_run.CpuPeaks.run
+    monkeypatch.setattr(
+        cost_run, "measure_cost", lambda m, *a, **k: measured.append(m.name) or real_measure(m, *a, **k)
     )
-    assert frame.loc[f"ensemble (hub:{tiny_zoo})", "inference MMACs/img"] == pytest.approx(
-        2 * single["inference MMACs/img"], rel=1e-6)  # fmt: skip
+    monkeypatch.setattr(cost_run.CpuPeaks, "run", lambda self: children.append(self.count) or real_run(self))
+    assert main(["cost", "tests_cost", "--results", str(tmp_path)]) == 0
+    assert len(measured) == 5 + 1  # the shared table adds only its hub_pathway k=2 row
+    assert children == [5, 1]  # one memory process per table, each with the rows that table measured
+    assert sorted(p.name for p in (tmp_path / "tests_cost" / "mini").iterdir()) == [
+        "cost-hubs.json",
+        "cost-shared.json",
+    ]
+    frame, saved = cost_run.load_table("tests_cost", "hubs", "mini", tmp_path)
+    other, other_saved = cost_run.load_table("tests_cost", "shared", "mini", tmp_path)
+    for label in (
+        "finetune (test_tiny_digits)",
+        f"ensemble (hub:{tiny_zoo})",
+    ):  # the same measurement in both
+        assert other.loc[label].equals(frame.loc[label])
+    by_label = {r["label"]: r for r in other_saved["rows"]}
+    assert by_label[f"ensemble (hub:{tiny_zoo})"]["measured_in"] == "tests_cost/hubs"
+    assert by_label[f"hub_pathway (hub:{tiny_zoo}; k=2)"]["measured_in"] == "tests_cost/shared"
+    single = frame.loc["finetune (test_tiny_digits)"]
+    ensemble = frame.loc[f"ensemble (hub:{tiny_zoo})"]
+    assert ensemble["params (M)"] == pytest.approx(2 * single["params (M)"], rel=0.01)
+    assert ensemble["inference MMACs/img"] == pytest.approx(2 * single["inference MMACs/img"], rel=1e-6)
     lite = frame.loc[f"zoo_tuning_lite (hub:{tiny_zoo})"]
     assert lite["inference params (M)"] < lite["params (M)"]  # collapsed for inference
     pathway = frame.loc[
         f"hub_pathway (hub:{tiny_zoo}; k=1)"
     ]  # one model per input, but any input may need any
     assert pathway["inference params (M)"] == pathway["params (M)"]
-    assert pathway["inference MMACs/img"] < frame.loc[f"ensemble (hub:{tiny_zoo})", "inference MMACs/img"]
-    assert (frame["train img/s"] > 0).all() and saved["provenance"]["device"]
+    assert pathway["inference MMACs/img"] < ensemble["inference MMACs/img"]
+    assert (
+        (frame["train img/s"] > 0).all()
+        and (frame["peak step MB"] > 0).all()
+        and saved["provenance"]["device"]
+    )
     assert (
         main(["cost", "tests_cost", "--table", "nope", "--results", str(tmp_path)]) == 2
-    )  # named, before measuring
+    )  # before measuring
 
 
 def test_inference_parameters_include_frozen_parts_run_without_grad():

@@ -117,6 +117,7 @@ def cmd_report(args) -> int:
 BENCH_DEFAULTS = {  # suite → (out, steps, repeats)
     "fit": ("reports/bench.json", 60, 7),
     "methods": ("reports/bench_methods.json", 10, 5),
+    "data": ("reports/bench_data.json", 20, 3),
 }
 
 
@@ -127,6 +128,8 @@ def cmd_bench(args) -> int:
     args.repeats = repeats if args.repeats is None else args.repeats
     if args.suite == "methods":
         from transferlab.perf.methods import main as bench_main
+    elif args.suite == "data":
+        from transferlab.perf.data import main as bench_main
     else:
         from transferlab.perf.fit import main as bench_main
 
@@ -135,7 +138,7 @@ def cmd_bench(args) -> int:
 
 def cmd_cost(args) -> int:
     from transferlab.papers import PAPERS
-    from transferlab.perf.table import measure_table
+    from transferlab.perf.table import measure_tables
 
     work = []
     for name in args.papers:  # validate every name before measuring anything
@@ -145,8 +148,9 @@ def cmd_cost(args) -> int:
         for t in [args.table] if args.table else paper.table_names(args.protocol):
             paper.table(t, args.protocol)
             work.append((name, t))
-    for name, t in work:
-        measure_table(name, t, args.protocol, args.results, memory=args.memory)
+    measure_tables(
+        work, args.protocol, args.results, memory=args.memory
+    )  # rows shared by tables: measured once
     return 0
 
 
@@ -300,15 +304,31 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench",
         help="fit: fit() overhead against a bare PyTorch loop; methods: per-step cost of methods relative to "
-        "each other (L2T-ww, Zoo-Tuning, lite collapse, Hub-Pathway)",
+        "each other (L2T-ww, Zoo-Tuning, lite collapse, Hub-Pathway); data: images/s end to end from JPEG files "
+        "(decode or cache, augmentation, step) beside the bare step",
     )
     b.add_argument("--suite", default="fit", choices=sorted(BENCH_DEFAULTS))
-    b.add_argument("--out", help="JSON report (default: reports/bench.json, reports/bench_methods.json)")
-    b.add_argument("--steps", type=int, help="timed steps per run (default: fit 60, methods 10)")
     b.add_argument(
-        "--repeats", type=int, help="alternating timed runs; medians are reported (default: fit 7, methods 5)"
+        "--out", help="JSON report (default: reports/bench.json, bench_methods.json, bench_data.json)"
     )
-    b.add_argument("--cases", default="all", help="methods suite: comma-separated case names (default: all)")
+    b.add_argument("--steps", type=int, help="timed steps per run (default: fit 60, methods 10, data 20)")
+    b.add_argument(
+        "--repeats",
+        type=int,
+        help="alternating timed runs; medians are reported (default: fit 7, methods 5, data 3)",
+    )
+    b.add_argument(
+        "--cases", default="all", help="methods / data suites: comma-separated case names (default: all)"
+    )
+    b.add_argument(
+        "--tree", help="data suite: an ImageFolder tree (train/<class>/*.jpg); default: a generated one"
+    )
+    b.add_argument("--images", type=int, default=2048, help="data suite: training images used from the tree")
+    b.add_argument("--pipelines", default="pil,cache,device", help="data suite: input paths to measure")
+    b.add_argument("--workers", type=int, help="data suite: DataLoader workers (default: min(8, CPUs))")
+    b.add_argument(
+        "--compile", default="off", help="data suite: also time the bare step torch.compile-d in this mode"
+    )
     b.add_argument("--gpu-only", action="store_true")
     b.add_argument("--cpu-only", action="store_true")
     b.add_argument(

@@ -28,10 +28,17 @@ PROTOCOLS = ("mini", "paper")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "multistep", "cosine", "linear")
 PRECISIONS = ("auto", "bf16", "fp32")
+PIPELINES = ("pil", "cache", "device")  # transferlab.data.cached_input: the same input values, bit for bit
+# torch.compile modes of the training step (transferlab.train.compile_step)
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 # Fields that change how a run executes or how it is labelled, but not what it computes; left out of the config
 # hash, so the same experiment listed in two tables (e.g. single-model rows of Zoo-Tuning and Hub-Pathway) is one run.
-RUNTIME_FIELDS = frozenset({"data_root", "num_workers", "device", "checkpoint_every", "paper", "table"})
+# ``pipeline`` gives bit-identical inputs (tested); ``compile``, like ``device``, changes which kernels compute the
+# step (last-bit differences, as between two GPUs), not the experiment.
+RUNTIME_FIELDS = frozenset(
+    {"data_root", "num_workers", "pipeline", "device", "compile", "checkpoint_every", "paper", "table"}
+)
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...] | list[str]) -> None:
@@ -54,6 +61,7 @@ class DataConfig:
     preset: str = "auto"  # transform preset (transferlab.data.TRANSFORMS); auto: the dataset's default
     ten_crop: bool = False  # 10-crop test-time evaluation (the papers' protocol at 224 px)
     num_workers: int = 0  # DataLoader workers for file-based datasets (run-time only)
+    pipeline: str = "pil"  # file-based input: pil | cache (decoded-image cache) | device (augments on device)
 
     def __post_init__(self) -> None:
         typed_fields(self)
@@ -74,6 +82,7 @@ class DataConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if self.num_workers < 0:
             raise ConfigError("num_workers must be >= 0")
+        _choice("pipeline", self.pipeline, PIPELINES)
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,7 @@ class RunConfig:
     seed: int = 0  # seeds data sampling, initialisation and augmentation
     precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
     device: str = "auto"  # auto | cpu | cuda | cuda:N (run-time only)
+    compile: str = "off"  # torch.compile the step's forward + loss: off | default | reduce-overhead | ...
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     method_params: dict[str, Any] = field(default_factory=dict)  # the method's own Config fields
@@ -141,6 +151,7 @@ class RunConfig:
         typed_fields(self, skip=("data", "optim"))
         _choice("protocol", self.protocol, PROTOCOLS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("compile", self.compile, COMPILE_MODES)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not valid; choose auto, cpu, cuda or cuda:N")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -24,7 +24,7 @@ import torch
 
 from transferlab import checkpoint, env
 from transferlab.config import ConfigError, RunConfig
-from transferlab.data.pipeline import TrainStream, eval_batches
+from transferlab.data.pipeline import EvalBatches, TrainStream
 from transferlab.data.splits import SplitIndices
 from transferlab.data.transforms import Preset
 from transferlab.errors import TransferlabError
@@ -46,6 +46,18 @@ def channels_last(module: torch.nn.Module) -> None:
 
 class NonFiniteLossError(TransferlabError, FloatingPointError):
     """The training loss became NaN or infinite; the message names the steps and the learning rate to lower."""
+
+
+def compile_step(method: Method, mode: str) -> None:
+    """``RunConfig.compile``: ``torch.compile`` the method's forward and loss (``method.loss``, which the standard
+    ``train_step`` calls; backward through AOTAutograd; the optimizer step stays eager), for the fixed-shape step
+    where kernel launches bound it (batch 48 on a large GPU). "reduce-overhead" adds CUDA graphs. Off by default:
+    not yet measured here (``scripts/gpu_bench.sh`` measures it). Methods with data-dependent shapes (Hub-Pathway's
+    dispatch) or their own ``train_step`` (L2T-ww's meta step runs eager) gain little."""
+    if mode == "off":
+        return
+    # an instance attribute that shadows Method.loss; fit() removes it when training ends
+    method.loss = torch.compile(method.loss, mode=mode, dynamic=False)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,8 +140,10 @@ def fit(
     method.to(device)
     channels_last(method)
     method.set_precision(amp)
+    compile_step(method, run.compile)
     optimizer = make_optimizer(method, run)
-    stream = TrainStream(source.train, splits.train, preset, d.batch_size, run.seed, device, d.num_workers)
+    stream = TrainStream(source.train, splits.train, preset, d.batch_size, run.seed, device, d.num_workers,
+                         d.pipeline)  # fmt: skip
 
     state: dict = {"next_step": 0, "best_val": metric.worst, "best_step": -1, "best_state": None, "history": [],
                    "train_time": 0.0, "wall_time": 0.0}  # fmt: skip
@@ -138,11 +152,14 @@ def fit(
         state = checkpoint.resume(ckpt_path, run.config_hash(), method, optimizer) or state
     wall_start, wall_before = time.perf_counter(), state.get("wall_time", 0.0)
 
+    val_batches = None  # built at the first evaluation; its loader workers live for the whole run
+
     def val_eval() -> dict:
-        batches = eval_batches(
-            source.train, splits.val, preset, d.eval_batch_size, device, False, d.num_workers
-        )
-        return task.evaluate(method.predict, batches, amp)
+        nonlocal val_batches
+        if val_batches is None:
+            val_batches = EvalBatches(source.train, splits.val, preset, d.eval_batch_size, device, False,
+                                      d.num_workers, d.pipeline)  # fmt: skip
+        return task.evaluate(method.predict, val_batches, amp)
 
     progress = Progress(o.iterations, state["next_step"], desc=f"{run.method}/{d.dataset}/s{run.seed}")
     sums: dict[str, torch.Tensor] = {}
@@ -193,6 +210,9 @@ def fit(
         sums, n_since, t0 = {}, 0, time.perf_counter()
         method.train()
     progress.close()
+    method.__dict__.pop(
+        "loss", None
+    )  # drop a compiled step (compile_step): evaluation and saving use the plain method
     keep = keep_best or method.saves_weights
     result = _finish(method, task, source, splits, preset, run, device, amp, state, stream, keep)
     result.cost["wall_time_s"] = (
@@ -223,18 +243,17 @@ def _fmt(e: dict, total: int, metric: str) -> str:
 
 def _finish(method, task: Task, source, splits, preset, run, device, amp, state, stream, keep_best) -> Result:
     d = run.data
+    test_batches = EvalBatches(source.test, splits.test, preset, d.eval_batch_size, device, d.ten_crop,
+                               d.num_workers, d.pipeline)  # fmt: skip
 
     def test() -> dict:
-        batches = eval_batches(source.test, splits.test, preset, d.eval_batch_size, device, d.ten_crop,
-                               d.num_workers)  # fmt: skip
-        return task.evaluate(method.predict, batches, amp)
+        return task.evaluate(method.predict, test_batches, amp)
 
     def statistics() -> dict:  # with the selected weights, one crop per image
-        batches = eval_batches(
-            source.test, splits.test, preset, d.eval_batch_size, device, False, d.num_workers
-        )
+        batches = test_batches if not d.ten_crop else EvalBatches(
+            source.test, splits.test, preset, d.eval_batch_size, device, False, d.num_workers, d.pipeline)  # fmt: skip
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            return method.test_statistics(batches)
+            return method.test_statistics(iter(batches))
 
     method.eval()
     last = test()

@@ -74,6 +74,7 @@ class Part:
 
     dataset: Dataset
     targets: np.ndarray  # int64 [N], the labels of ``dataset`` in order
+    name: str = ""  # "<dataset>-<part>", set by DatasetSource (names the part's decoded-image cache)
 
     def __post_init__(self) -> None:
         self.targets = np.asarray(self.targets, dtype=np.int64)
@@ -125,6 +126,12 @@ class DatasetSource:
     task_params: dict = field(
         default_factory=dict
     )  # what the task needs beyond the classes (e.g. NME normaliser)
+
+    def __post_init__(self) -> None:
+        for label in ("train", "test", "val"):
+            part = getattr(self, label)
+            if part is not None and not part.name:
+                part.name = f"{self.name}-{label}"
 
     @property
     def num_classes(self) -> int:

@@ -7,17 +7,20 @@ batches an uninterrupted run would have seen, whatever the number of DataLoader 
 
 Two paths, one interface (``TrainStream.batches(start_step)`` and ``eval_batches``):
 - in-memory ``TensorImages`` (mini protocol): index the uint8 tensor, augment the whole batch, normalise;
-- file-based parts (paper protocol): a DataLoader whose sampler hands each sample its own augmentation seed.
+- file-based parts (paper protocol): a DataLoader whose sampler hands each sample its own augmentation seed; with
+  ``pipeline="cache"`` or ``"device"`` it reads the decoded-image cache instead of decoding every image every epoch
+  (:mod:`transferlab.data.cached_input`; the same input values). Workers persist across epochs and evaluations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from transferlab.data import cached_input
 from transferlab.data.base import Part, TensorImages
 from transferlab.data.keypoints import JointTransform, TensorLandmarks, augment_landmarks
 from transferlab.data.transforms import Preset
@@ -67,9 +70,8 @@ class _EpochBatches(Sampler):
 class TrainStream:
     """An endless, resumable stream of augmented training batches (drop-last epochs of a fixed batch size)."""
 
-    def __init__(
-        self, part: Part, indices: np.ndarray, preset: Preset, batch_size: int, seed: int, device, workers=0
-    ):
+    def __init__(self, part: Part, indices: np.ndarray, preset: Preset, batch_size: int, seed: int, device,
+                 workers=0, pipeline: str = "pil"):  # fmt: skip
         if len(indices) == 0:
             raise ValueError("the training split is empty (sample_rate or shots too small for this dataset)")
         self.part, self.indices, self.preset, self.seed = part, np.asarray(indices), preset, seed
@@ -81,12 +83,8 @@ class TrainStream:
             if preset.train is None:
                 raise ValueError(f"preset {preset.name!r} has no per-sample transform for file-based data")
             self.sampler = _EpochBatches(self)
-            self.loader = DataLoader(
-                _SeededSamples(part, preset.train),
-                batch_sampler=self.sampler,
-                num_workers=workers,
-                pin_memory=self.device.type == "cuda",
-                persistent_workers=False,
+            self.loader, self._finish = _file_loader(
+                part, preset, "train", pipeline, self.device, workers, batch_sampler=self.sampler
             )
 
     def order(self, epoch: int) -> np.ndarray:
@@ -99,8 +97,8 @@ class TrainStream:
                 yield from self._memory_epoch(epoch, offset)
             else:
                 self.sampler.epoch, self.sampler.offset = epoch, offset
-                for x, y in self.loader:
-                    yield self._to_device(x, y)
+                for batch in self.loader:
+                    yield self._finish(*batch)
             epoch, offset = epoch + 1, 0
 
     def _memory_epoch(self, epoch: int, offset: int):
@@ -127,6 +125,65 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
+def _file_loader(part: Part, preset: Preset, which: str, pipeline: str, device: torch.device, workers: int,
+                 **batching) -> tuple[DataLoader, Callable]:  # fmt: skip
+    """(DataLoader over items (i, seed), batch → (x, y) on the device) for file-based data; ``which``: the preset's
+    train, test or ten_crop transform; ``pipeline``: pil, cache or device (:mod:`transferlab.data.cached_input`)."""
+    if pipeline not in cached_input.PIPELINES:
+        raise ValueError(f"pipeline={pipeline!r}; choose one of: {', '.join(cached_input.PIPELINES)}")
+    common = {"num_workers": workers, "pin_memory": device.type == "cuda", "persistent_workers": workers > 0}
+    if pipeline != "pil" and isinstance(getattr(preset, which), JointTransform):
+        raise ValueError(
+            f"pipeline={pipeline!r} caches images only; landmark targets move with them: use 'pil'"
+        )
+    if pipeline == "device":
+        rows = cached_input.DeviceRows(part, preset, which, workers)
+        return DataLoader(rows, collate_fn=cached_input.as_batch, **common, **batching), rows.finish(device)
+    transform = getattr(preset, which)
+    if transform is None:
+        raise ValueError(f"preset {preset.name!r} has no {which.replace('_', '-')} transform")
+    if pipeline == "cache":
+        part, transform = cached_input.cached_part(part, preset, which, workers)
+
+    def to_device(x: torch.Tensor, y: torch.Tensor):
+        if which == "train":
+            x = _channels_last(x.to(device, non_blocking=True))
+            return x, y.to(device, non_blocking=True)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    return DataLoader(_SeededSamples(part, transform), **common, **batching), to_device
+
+
+class EvalBatches:
+    """Deterministic evaluation batches, iterable any number of times; with ``ten_crop`` each x is [B, 10, C, H, W].
+    File-based data keeps one DataLoader (and its workers) for every pass: ``fit()`` holds one for validation."""
+
+    def __init__(self, part: Part, indices: np.ndarray, preset: Preset, batch_size: int, device,
+                 ten_crop: bool = False, workers: int = 0, pipeline: str = "pil"):  # fmt: skip
+        self.part, self.indices, self.preset, self.batch_size = part, np.asarray(indices), preset, batch_size
+        self.device, self.ten_crop = torch.device(device), ten_crop
+        self.in_memory = isinstance(part.dataset, TensorImages)
+        if self.in_memory and ten_crop:
+            raise ValueError("ten_crop needs a file-based dataset with a 10-crop preset (e.g. imagenet224)")
+        if not self.in_memory:
+            items = [(int(i), 0) for i in self.indices]
+            which = "ten_crop" if ten_crop else "test"
+            self.loader, self._finish = _file_loader(part, preset, which, pipeline, self.device, workers,
+                                                     sampler=items, batch_size=batch_size)  # fmt: skip
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not self.in_memory:
+            for batch in self.loader:
+                yield self._finish(*batch)
+            return
+        data: TensorImages = self.part.dataset  # type: ignore[assignment]
+        idx = torch.from_numpy(self.indices)
+        for start in range(0, len(idx), self.batch_size):
+            sel = idx[start : start + self.batch_size]
+            x = _channels_last(self.preset.normalize(data.images[sel]))
+            yield x.to(self.device), data.targets[sel].to(self.device)
+
+
 def eval_batches(
     part: Part,
     indices: np.ndarray,
@@ -135,28 +192,7 @@ def eval_batches(
     device,
     ten_crop: bool = False,
     workers: int = 0,
+    pipeline: str = "pil",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Deterministic evaluation batches; with ``ten_crop`` each x is [B, 10, C, H, W]."""
-    device = torch.device(device)
-    if isinstance(part.dataset, TensorImages):
-        if ten_crop:
-            raise ValueError("ten_crop needs a file-based dataset with a 10-crop preset (e.g. imagenet224)")
-        idx = torch.from_numpy(np.asarray(indices))
-        for start in range(0, len(idx), batch_size):
-            sel = idx[start : start + batch_size]
-            x = _channels_last(preset.normalize(part.dataset.images[sel]))
-            yield x.to(device), part.dataset.targets[sel].to(device)
-        return
-    transform = preset.ten_crop if ten_crop else preset.test
-    if transform is None:
-        raise ValueError(f"preset {preset.name!r} has no {'ten-crop' if ten_crop else 'test'} transform")
-    items = [(int(i), 0) for i in indices]
-    loader = DataLoader(
-        _SeededSamples(part, transform),
-        sampler=items,
-        batch_size=batch_size,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-    )
-    for x, y in loader:
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    """One pass of :class:`EvalBatches`."""
+    return iter(EvalBatches(part, indices, preset, batch_size, device, ten_crop, workers, pipeline))

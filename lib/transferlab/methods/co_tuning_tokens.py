@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from transferlab.data.text import IGNORE
+from transferlab.methods.relationship import check_validation, reverse_relationship
 
 EPS = 1e-10  # nlp/modifier.py: log(softmax + 1e-10)
 
@@ -71,8 +72,6 @@ def direct(chunks, num_types: int) -> tuple[np.ndarray, np.ndarray]:
 
 def relationship(method, data) -> tuple[np.ndarray, dict]:
     """R [K, V] and its description, for a Co-Tuning method on a token task (``method.cfg`` says which approach)."""
-    from transferlab.methods.co_tuning import check_validation, reverse_relationship
-
     c, bb, task = method.cfg, method.backbone, method.task
     k, types = len(task.entity_types), task.label_type
     if c.relationship == "reverse":

@@ -27,7 +27,7 @@ class PrepareData:
     def _batches(self, indices):
         d = self.cfg.data
         return eval_batches(self.source.train, indices, self.preset, d.eval_batch_size, self.device, False,
-                            d.num_workers)  # fmt: skip
+                            d.num_workers, d.pipeline)  # fmt: skip
 
     def train(self):
         return self._batches(self.splits.train)
@@ -40,7 +40,7 @@ class PrepareData:
         d = self.cfg.data
         seed = seed_for(self.cfg.seed, Stream.METHOD, key)
         return TrainStream(self.source.train, self.splits.train, self.preset, batch_size, seed, self.device,
-                           d.num_workers)  # fmt: skip
+                           d.num_workers, d.pipeline)  # fmt: skip
 
     def dependency(self, role: str) -> Path:
         """The finished run directory of the dependency ``role`` (see ``Method.dependencies``)."""

@@ -185,7 +185,10 @@ class HubPathway(Method):
         order = torch.argsort(model, stable=True)  # group the (sample, model) pairs by model
         samples = torch.arange(b, device=x.device).repeat_interleave(k)[order]
         pair_weights = r.top_weights.flatten()[order]
-        counts = torch.bincount(model, minlength=len(self.backbone)).tolist()  # one host sync per batch
+        # The one host sync of a step, and inherent: the sample counts fix the shapes of the K model calls. Running
+        # every model on the whole batch instead (masked) would remove it but change the numbers (BatchNorm would
+        # see other samples) and lose the k/K compute saving that is the method's point.
+        counts = torch.bincount(model, minlength=len(self.backbone)).tolist()
         out, per_model, start = None, {}, 0
         for i, (member, n) in enumerate(zip(self.backbone, counts)):
             if n == 0:

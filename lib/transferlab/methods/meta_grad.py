@@ -195,15 +195,25 @@ class MetaAdam(nn.Module):
         self.params = list(params)  # a plain list: not registered twice
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        self._t: int | None = (
+            None  # host copy of ``steps``: read from the device once after a load, not per step
+        )
         for i, p in enumerate(self.params):
             self.register_buffer(f"exp_avg_{i}", torch.zeros_like(p, memory_format=torch.preserve_format))
             self.register_buffer(f"exp_avg_sq_{i}", torch.zeros_like(p, memory_format=torch.preserve_format))
 
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._t = None  # ``steps`` may have changed (a resumed checkpoint, the best-validation weights)
+
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor]) -> None:
         """One Adam step of every parameter with the given gradients (one per parameter, in order)."""
+        if self._t is None:
+            self._t = int(self.steps.item())  # one host sync after construction or a load_state_dict
+        self._t += 1
         self.steps += 1
-        t = float(self.steps.item())
+        t = float(self._t)
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**t)
         bias_correction2_sqrt = (1 - beta2**t) ** 0.5

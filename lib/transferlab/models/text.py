@@ -29,6 +29,7 @@ from torch import nn
 
 from transferlab.errors import ConfigError
 from transferlab.models.backbones import Backbone
+from transferlab.models.text_mlm import fitted_head
 from transferlab.models.weights import WeightsError, sha256_file, weights_dirs
 
 TEXT_BACKBONE = "bert"  # the registered backbone name: a BERT encoder, its size given by the weights' config
@@ -224,9 +225,7 @@ def load_text_backbone(
         head = MLMHead(config.hidden_size, config.vocab_size, config.layer_norm_eps)
         embeddings = body.embeddings.word_embeddings.weight
         if name == "minilm-l6-mlm":
-            from transferlab.models.text_mlm import fitted_head
-
-            fitted, head_sha = fitted_head(body, folder)
+            fitted, head_sha = fitted_head(body, folder, MLMHead, lambda: tokenizer("all-MiniLM-L6-v2"))
             head.load_bert(fitted, embeddings, "the fitted MiniLM masked-LM head")
             sha = f"{sha}+{head_sha}"
         else:

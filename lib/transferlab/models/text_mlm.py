@@ -101,10 +101,9 @@ def _masked(tok, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray, np
     return torch.from_numpy(inputs), np.stack([rows, cols], 1), original
 
 
-def fit(body: torch.nn.Module, tok) -> tuple[dict, dict]:
-    """Fit BERT's masked-LM head on the frozen ``body``; returns (``cls.predictions.*`` state, statistics)."""
-    from transferlab.models.text import MLMHead
-
+def fit(body: torch.nn.Module, tok, head_class) -> tuple[dict, dict]:
+    """Fit BERT's masked-LM head (``head_class``: :class:`transferlab.models.text.MLMHead`, passed in so that this
+    module stays below ``text.py``) on the frozen ``body``; returns (``cls.predictions.*`` state, statistics)."""
     start = time.perf_counter()
     rng = np.random.default_rng(SEED)
     inputs, spots, original = _masked(tok, rng)
@@ -120,7 +119,7 @@ def fit(body: torch.nn.Module, tok) -> tuple[dict, dict]:
     n_train = int(0.9 * len(y_all))
     cfg = body.config
     torch.manual_seed(SEED)
-    head = MLMHead(cfg.hidden_size, cfg.vocab_size, cfg.layer_norm_eps)
+    head = head_class(cfg.hidden_size, cfg.vocab_size, cfg.layer_norm_eps)
     head.decoder.weight.data.copy_(body.embeddings.word_embeddings.weight.detach())
     # the decoder is tied to the (frozen) input embeddings, as in BERT pre-training
     head.decoder.weight.requires_grad_(False)
@@ -148,9 +147,9 @@ def fit(body: torch.nn.Module, tok) -> tuple[dict, dict]:
     return {k: v.detach().clone() for k, v in state.items()}, stats
 
 
-def fitted_head(body: torch.nn.Module, folder: Path) -> tuple[dict, str]:
-    """The cached fitted head for the encoder in ``folder`` (fitting it first if needed), and its sha256."""
-    from transferlab.models.text import tokenizer
+def fitted_head(body: torch.nn.Module, folder: Path, head_class, load_tokenizer) -> tuple[dict, str]:
+    """The cached fitted head for the encoder in ``folder`` (fitting it first if needed, with the tokenizer that
+    ``load_tokenizer()`` returns), and its sha256."""
 
     key = hashlib.sha256(json.dumps({**RECIPE, "encoder": sha256_file(folder / "model.safetensors")},
                                     sort_keys=True).encode()).hexdigest()[:12]  # fmt: skip
@@ -165,7 +164,7 @@ def fitted_head(body: torch.nn.Module, folder: Path) -> tuple[dict, str]:
                 return load_checked(path, meta["sha256"]), meta["sha256"]
             path.unlink()  # corrupt: fit again
         print("fitting the MiniLM masked-LM head once (about two minutes on one CPU thread)...", flush=True)
-        state, stats = fit(body, tokenizer("all-MiniLM-L6-v2"))
+        state, stats = fit(body, load_tokenizer(), head_class)
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(path)

@@ -27,20 +27,8 @@ What is measured, and how:
   ``warmup`` steps, ``repeats`` runs of ``steps`` steps, the fastest run (timeit's rule: on a shared machine other
   processes only ever add time; CUDA synchronised on both ends);
   inference: the same for the inference forward under ``no_grad`` in eval mode.
-- **peak memory of a training step** (``peak_step_mb``): the memory a step needs on top of the built model and its
-  inputs — activations kept for backward, gradients, the optimizer's state (a fresh optimizer, so its first step
-  allocates it), temporaries, workspaces. CUDA: ``memory_allocated()`` after building is the baseline, then
-  ``reset_peak_memory_stats()``, ``steps`` steps, ``max_memory_allocated()`` − baseline (``peak_total_mb``: without
-  the subtraction). CPU: process-wide ``ru_maxrss`` is the high-water mark of everything the process ever did, so
-  it is not per case; and the profiler's memory events see only tensors from the c10 allocator (not oneDNN
-  scratch or allocator overhead). So the CPU step runs in a **fresh process** (``python -m transferlab.perf.cost``): the method
-  (pickled with ``torch.save``) is loaded there, one no-grad forward initialises thread pools and libraries, freed
-  heap is returned to the OS (glibc ``malloc_trim``), the RSS (``VmRSS``) is the baseline, the kernel's
-  high-water mark is reset to it (``/proc/self/clear_refs`` ← 5, Linux ≥ 4.0), ``steps`` steps run, and
-  ``VmHWM`` − baseline is the step's peak: real memory of everything the step touched, per case. Costs 5–10 s of
-  interpreter start-up per measurement; ``None`` with a reason where not possible (not Linux, pickling fails).
-  CPU peaks (resident pages, in 4 KiB units, ~±2 MB run to run) and CUDA peaks (tensor bytes) are not comparable
-  with each other: compare methods on one device.
+- **peak memory of a training step** (``peak_step_mb``): :mod:`transferlab.perf.memory` (CUDA in this process; the
+  CPU in a fresh process, one per call, which measures several rows one after another).
 
 ``measure_cost`` trains the method for a few steps; its parameters, buffers and train/eval mode are restored
 afterwards.
@@ -48,19 +36,8 @@ afterwards.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
-import gc
-import json
-import os
-import re
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -68,10 +45,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from transferlab.config import RunConfig
 from transferlab.methods import Method
-from transferlab.train import autocast_dtype, channels_last, make_optimizer
-
-MB = 2**20
-Batch = tuple[torch.Tensor, torch.Tensor]
+from transferlab.perf.common import WARMUP_STEPS, timed
+from transferlab.perf.memory import Batch, default_optimizer, step_peak_memory
+from transferlab.train import autocast_dtype, channels_last
 
 
 # ------------------------------------------------------------------------------------------------- counting
@@ -120,112 +96,13 @@ def params_used_by(fn: Callable[[torch.Tensor], torch.Tensor], module: nn.Module
     return sum(p.numel() for p in params if id(p) in used)
 
 
-# -------------------------------------------------------------------------------------------------- timing
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], object], n: int, device: torch.device) -> float:
-    """Seconds for ``n`` calls of ``fn`` (synchronised on CUDA before and after)."""
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    sync(device)
-    return time.perf_counter() - t0
-
-
-def default_optimizer(method: Method, run: RunConfig | None) -> torch.optim.Optimizer:
-    """fit()'s optimizer for ``run``; without a run, SGD (lr 0.01, momentum 0.9) on the trainable parameters."""
-    if run is not None:
-        return make_optimizer(method, run)
-    return torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-
-
-# -------------------------------------------------------------------------------------------------- memory
-def _proc_status_kb(field: str) -> int:
-    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
-
-
-def _malloc_trim() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _child_peak(path: str, steps: int) -> dict:
-    """In a fresh process: load the methods, then VmHWM − VmRSS around ``steps`` training steps (module doc)."""
-    blob = torch.load(path, weights_only=False)  # our own file, written just before by the parent
-    torch.set_num_threads(blob["threads"])
-    methods, (x, y), run = blob["methods"], blob["batch"], blob["run"]
-    with torch.no_grad():  # thread pools, oneDNN initialisation: not the step's memory
-        for m in methods:
-            m.eval()
-            m.predict(x)
-    optimizers = [default_optimizer(m, run) for m in methods]
-    for m in methods:
-        m.train()
-    gc.collect()
-    _malloc_trim()
-    base = _proc_status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the RSS high-water mark to the current RSS
-    for _ in range(steps):
-        for m, opt in zip(methods, optimizers, strict=True):
-            m.train_step(x, y, opt)
-    peak = _proc_status_kb("VmHWM")
-    return {"peak_step_mb": (peak - base) / 1024, "baseline_mb": base / 1024}
-
-
-def step_peak_memory(
-    methods: list[Method], batch: Batch, run: RunConfig | None = None, steps: int = 2
-) -> dict:
-    """Peak extra memory of ``steps`` training steps of ``methods`` (an ensemble: each stepped on the batch), each
-    with a fresh optimizer; CUDA in this process, CPU in a fresh one (module doc). Returns ``peak_step_mb``,
-    ``memory_how`` and, where known, ``peak_total_mb`` / ``baseline_mb``; ``peak_step_mb`` None with ``memory_note``
-    when it cannot be measured."""
-    x = batch[0]
-    if x.device.type == "cuda":
-        gc.collect()
-        sync(x.device)
-        base = torch.cuda.memory_allocated(x.device)
-        torch.cuda.reset_peak_memory_stats(x.device)
-        optimizers = [default_optimizer(m, run) for m in methods]
-        for _ in range(steps):
-            for m, opt in zip(methods, optimizers, strict=True):
-                m.train()
-                m.train_step(*batch, opt)
-        sync(x.device)
-        peak = torch.cuda.max_memory_allocated(x.device)
-        del optimizers
-        return {"peak_step_mb": (peak - base) / MB, "peak_total_mb": peak / MB, "baseline_mb": base / MB,
-                "memory_how": "cuda max_memory_allocated - memory_allocated before the steps"}  # fmt: skip
-    how = "cpu: fresh process, VmHWM - VmRSS before the steps"
-    if not Path("/proc/self/clear_refs").exists():
-        return {"peak_step_mb": None, "memory_how": how, "memory_note": "needs Linux /proc"}
-    with tempfile.TemporaryDirectory(prefix="transferlab-cost-") as tmp:
-        path = os.path.join(tmp, "methods.pt")
-        try:
-            torch.save(
-                {"methods": methods, "batch": batch, "run": run, "threads": torch.get_num_threads()}, path
-            )
-        except Exception as err:  # noqa: BLE001 (an unpicklable attribute: report it, do not fail the table)
-            return {"peak_step_mb": None, "memory_how": how, "memory_note": f"cannot pickle: {err}"}
-        # a new interpreter (not multiprocessing: its spawn re-runs the caller's main script, e.g. a notebook's)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        cmd = [sys.executable, "-m", "transferlab.perf.cost", path, str(steps)]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            return {"peak_step_mb": None, "memory_how": how, "memory_note": done.stderr.strip()[-500:]}
-        return {**json.loads(done.stdout.strip().splitlines()[-1]), "memory_how": how}
-
-
 # ------------------------------------------------------------------------------------------------- the table
 def measure_cost(
     method: Method,
     example_batch: Batch,
     run: RunConfig | None = None,
     *,
-    warmup: int = 2,
+    warmup: int = WARMUP_STEPS,
     steps: int = 5,
     repeats: int = 3,
     memory: bool = True,
@@ -295,7 +172,7 @@ def measure_cost(
     out["inference_images_per_s"] = steps * bs / min(infer_s)
     method.load_state_dict(snapshot)
     if memory:
-        out.update(step_peak_memory([method], example_batch, run))
+        out.update(step_peak_memory([([method], example_batch, run)])[0])
         method.load_state_dict(snapshot)
     out.update(warmup=warmup, steps=steps, repeats=repeats)
     method.train(was_training)
@@ -314,29 +191,32 @@ COLUMNS = {  # cost_table: measure_cost key → column, scale
 }
 
 
-def cost_table(cases: Mapping[str, dict | tuple] | Iterable[dict], **measure_kwargs):
-    """A DataFrame, one row per case, in readable units (M parameters, MMACs per image, images/s, MB).
+def cost_table(rows: Mapping[str, dict | tuple] | Iterable[dict], **measure_kwargs):
+    """A DataFrame, one row per labelled measurement, in readable units (M parameters, MMACs per image, images/s, MB).
 
-    ``cases``: label → a :func:`measure_cost` dict, or label → ``(method, example_batch[, run])`` to measure now
+    ``rows``: label → a :func:`measure_cost` dict, or label → ``(method, example_batch[, run])`` to measure now
     (``measure_kwargs`` go to measure_cost); or an iterable of measure_cost dicts (labelled by their method).
     """
     import pandas as pd
 
-    items = cases.items() if isinstance(cases, Mapping) else ((d["method"], d) for d in cases)
-    rows = []
-    for label, case in items:
-        measured = case if isinstance(case, dict) else measure_cost(*case, **measure_kwargs)
+    items = rows.items() if isinstance(rows, Mapping) else ((d["method"], d) for d in rows)
+    table = []
+    for label, item in items:
+        measured = item if isinstance(item, dict) else measure_cost(*item, **measure_kwargs)
         row = {"case": label, "device": measured["device"], "batch": measured["batch_size"]}
         for key, (col, scale) in COLUMNS.items():
             v = measured.get(key)
             row[col] = None if v is None else v * scale
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("case")
+        table.append(row)
+    return pd.DataFrame(table).set_index("case")
 
 
-if (
-    __name__ == "__main__"
-):  # the fresh process of step_peak_memory: python -m transferlab.perf.cost FILE STEPS
-    print(json.dumps(_child_peak(sys.argv[1], int(sys.argv[2]))))
-
-__all__ = ["cost_table", "count_macs", "count_params", "inference_model", "measure_cost", "step_peak_memory"]
+__all__ = [
+    "COLUMNS",
+    "cost_table",
+    "count_macs",
+    "count_params",
+    "inference_model",
+    "measure_cost",
+    "params_used_by",
+]

@@ -52,9 +52,10 @@ class Classification(Task):
         """Top-1 (%), per-class accuracy and mean CE of ``predict``; an x of shape [B, K, C, H, W] is a K-crop batch
         (the K crops' logits are summed)."""
         n_classes = self.outputs
-        correct = np.zeros(n_classes, dtype=np.int64)
-        count = np.zeros(n_classes, dtype=np.int64)
-        loss_sum, n = 0.0, 0
+        # Sums stay on the device (no host sync per batch): counts are exact integers and the loss is accumulated
+        # in float64, batch by batch, as the Python float sum it replaces was (the same value, bit for bit).
+        correct = count = loss_sum = None
+        n = 0
         for x, y in batches:
             with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
                 if x.dim() == 5:
@@ -62,13 +63,17 @@ class Classification(Task):
                     logits = predict(x.flatten(0, 1)).float().view(b, k, -1).sum(1)
                 else:
                     logits = predict(x).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            y_np, hit = y.cpu().numpy(), (logits.argmax(1) == y).cpu().numpy()
-            np.add.at(count, y_np, 1)
-            np.add.at(correct, y_np, hit.astype(np.int64))
+            if correct is None:
+                correct = torch.zeros(n_classes, dtype=torch.int64, device=y.device)
+                count = torch.zeros(n_classes, dtype=torch.int64, device=y.device)
+                loss_sum = torch.zeros((), dtype=torch.float64, device=y.device)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            count.index_add_(0, y, torch.ones_like(y))
+            correct.index_add_(0, y, (logits.argmax(1) == y).long())
             n += len(y)
         if n == 0:
             raise ValueError("evaluation set is empty")
+        correct, count, loss_sum = correct.cpu().numpy(), count.cpu().numpy(), float(loss_sum)
         per_class = np.where(count > 0, 100.0 * correct / np.maximum(count, 1), np.nan)
         return {
             "value": float(
