@@ -35,9 +35,13 @@ MINI_COMMON = {
 }
 DIGITS = {"dataset": "mini_digits", "sample_rate": 1.0, "val_per_class": 15}
 
-# chosen by finetune/sampling_design (validation accuracy at 15 %, design seeds): see papers/finetune.py
-FINETUNE = {"pretrained": ANCESTOR, "lr": 0.01, "head_lr_mult": 10.0}
-SCRATCH = {"pretrained": "none", "lr": 0.1, "head_lr_mult": 1.0}
+# chosen by finetune/sampling_design (best mean validation accuracy at 15 %, design seeds 100-102, measured
+# 2026-12-04): fine-tuning lr 0.03 77.57 ± 0.92 (0.003 74.47, 0.01 76.03, 0.1 71.80); scratch lr 0.3 75.63 ± 1.07
+# (0.03 72.13, 0.1 74.27, 1.0 52.23 ± 18.52, diverging at some seeds). Both optima are inside the grid.
+# The Co-Tuning baselines share the fine-tuning lr (our reading: the papers tune per method; the mini protocol
+# tunes the shared baseline once and keeps every method on it, so a method's gain is not a tuning gain).
+FINETUNE = {"pretrained": ANCESTOR, "lr": 0.03, "head_lr_mult": 10.0}
+SCRATCH = {"pretrained": "none", "lr": 0.3, "head_lr_mult": 1.0}
 FINETUNE_LRS, SCRATCH_LRS = (
     [0.003, 0.01, 0.03, 0.1],
     [0.03, 0.1, 0.3, 1.0],
