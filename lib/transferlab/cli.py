@@ -49,7 +49,11 @@ def cmd_run(args) -> int:
     work = []
     for name in papers:  # validate every paper and table before running any
         paper = PAPERS.get(name)
-        for t in [args.table] if args.table else paper.table_names(args.protocol):
+        if not args.table:  # tables with demo=False (RL) run only when named with --table
+            for t in sorted(set(paper.table_names(args.protocol)) - set(paper.table_names(args.protocol, True))):
+                print(f"{name}/{t} ({args.protocol}): not run without --table (run it with `transferlab run {name} "
+                      f"--table {t} --protocol {args.protocol}` or `make reproduce-rl`)")  # fmt: skip
+        for t in [args.table] if args.table else paper.table_names(args.protocol, demo_only=True):
             table = paper.table(t, args.protocol)
             if args.complete_only and any(c.missing for c in table.cells(paper=name)):
                 print(f"{name}/{t} ({args.protocol}): skipped, some of its methods are not implemented yet")
@@ -122,7 +126,7 @@ def cmd_cost(args) -> int:
     work = []
     for name in args.papers:  # validate every name before measuring anything
         paper = PAPERS.get(name)
-        for t in [args.table] if args.table else paper.table_names(args.protocol):
+        for t in [args.table] if args.table else paper.table_names(args.protocol, demo_only=True):
             paper.table(t, args.protocol)
             work.append((name, t))
     for name, t in work:
@@ -168,6 +172,24 @@ def cmd_hub(args) -> int:
     from transferlab import hubbuild
     from transferlab.models.hub import HUBS
 
+    from transferlab.models.policy_hub import POLICIES, POLICY_HUBS
+
+    if args.hub in POLICY_HUBS:  # a hub of source policies (RL): trained by the suite, cached with checksums
+        policies = POLICY_HUBS.get(args.hub).policies
+        if args.action == "list":
+            for p in map(POLICIES.get, policies):
+                print(f"  {p.name:16s} {p.arch:10s} {p.dataset:22s} {p.description}")
+            return 0
+        if args.action not in ("build", "fetch", "check"):
+            raise ConfigError(f"hub {args.hub!r}: choose list, build or check")
+        from transferlab.models.policy_hub import cached
+
+        for name in policies:
+            meta = (cached(name) or (None, None))[1] if args.action == "check" else hubbuild.ensure_policy(name)[1]
+            state = "not trained" if meta is None else (f"evaluation return {meta['eval_return']:.1f} "
+                                                        f"({len(meta['eval_returns'])} episodes), sha256 {meta['sha256'][:12]}")  # fmt: skip
+            print(f"{name:16s} {state}")
+        return 0
     if args.action == "list":
         for hub in map(HUBS.get, [args.hub] if args.hub else HUBS.names()):
             print(f"{hub.name}: {hub.description}")
@@ -303,7 +325,8 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser(
         "hub",
         help="model hubs: list them, check their files (presence, checksums), fetch (download) what is missing, "
-        "build (pre-train) the mini hub; check/fetch exit 1 if a file is missing or bad",
+        "build (pre-train) the mini hub or a policy hub (atari_mini: Seaquest and Riverraid policies); check/fetch "
+        "exit 1 if a file is missing or bad",
     )
     h.add_argument("action", choices=["list", "check", "fetch", "build"])
     h.add_argument("hub", nargs="?", help="a hub (default: every hub for list, 'mini' otherwise)")

@@ -18,6 +18,7 @@ from transferlab.data.transforms import TRANSFORMS, Preset
 from transferlab.data import mini  # noqa: E402,F401  isort: skip
 from transferlab.data import real  # noqa: E402,F401  isort: skip
 from transferlab.data import folders  # noqa: E402,F401  isort: skip
+from transferlab.data import atari  # noqa: E402,F401  isort: skip
 
 
 def load(name: str, root) -> DatasetSource:

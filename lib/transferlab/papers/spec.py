@@ -63,6 +63,9 @@ class Table:
     provenance: str = ""  # where the settings come from (paper table, official code file)
     notes: str = ""
     missing: dict[str, str] = field(default_factory=dict)  # method → why it cannot run yet
+    # False: a table that runs only when named (``--table``): ``transferlab run <paper>|all`` without --table, and so
+    # `make demo` / `make reproduce-mini`, skip it (the RL tables: hours of CPU; `make reproduce-rl` runs them)
+    demo: bool = True
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
         out = []
@@ -119,8 +122,10 @@ class Paper:
             )
         return self.tables[key]
 
-    def table_names(self, protocol: str) -> list[str]:
-        return [t for t, p in self.tables if p == protocol]  # in the paper module's order: main table first
+    def table_names(self, protocol: str, demo_only: bool = False) -> list[str]:
+        """The tables of ``protocol`` in the paper module's order (main table first); ``demo_only``: those that run
+        without being named (``Table.demo``)."""
+        return [t for (t, p), table in self.tables.items() if p == protocol and (table.demo or not demo_only)]
 
 
 PAPERS: Registry[Paper] = Registry("paper")
