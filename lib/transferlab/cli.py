@@ -50,7 +50,9 @@ def cmd_run(args) -> int:
     for name in papers:  # validate every paper and table before running any
         paper = PAPERS.get(name)
         if not args.table:  # tables with demo=False (RL) run only when named with --table
-            for t in sorted(set(paper.table_names(args.protocol)) - set(paper.table_names(args.protocol, True))):
+            for t in sorted(
+                set(paper.table_names(args.protocol)) - set(paper.table_names(args.protocol, True))
+            ):
                 print(f"{name}/{t} ({args.protocol}): not run without --table (run it with `transferlab run {name} "
                       f"--table {t} --protocol {args.protocol}` or `make reproduce-rl`)")  # fmt: skip
         for t in [args.table] if args.table else paper.table_names(args.protocol, demo_only=True):
@@ -171,7 +173,6 @@ def cmd_data(args) -> int:
 def cmd_hub(args) -> int:
     from transferlab import hubbuild
     from transferlab.models.hub import HUBS
-
     from transferlab.models.policy_hub import POLICIES, POLICY_HUBS
 
     if args.hub in POLICY_HUBS:  # a hub of source policies (RL): trained by the suite, cached with checksums
@@ -185,7 +186,11 @@ def cmd_hub(args) -> int:
         from transferlab.models.policy_hub import cached
 
         for name in policies:
-            meta = (cached(name) or (None, None))[1] if args.action == "check" else hubbuild.ensure_policy(name)[1]
+            meta = (
+                (cached(name) or (None, None))[1]
+                if args.action == "check"
+                else hubbuild.ensure_policy(name)[1]
+            )
             state = "not trained" if meta is None else (f"evaluation return {meta['eval_return']:.1f} "
                                                         f"({len(meta['eval_returns'])} episodes), sha256 {meta['sha256'][:12]}")  # fmt: skip
             print(f"{name:16s} {state}")

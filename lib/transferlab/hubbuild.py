@@ -209,7 +209,9 @@ def _pretrain_policy(policy: policy_hub.SourcePolicy, data_root: str, verbose: b
             "provenance": result.provenance}  # fmt: skip
     atomic_write_json(manifest, meta)
     if verbose:
-        print(f"  {policy.name}: evaluation return {meta['eval_return']:.1f} in {meta['seconds']} s", flush=True)
+        print(
+            f"  {policy.name}: evaluation return {meta['eval_return']:.1f} in {meta['seconds']} s", flush=True
+        )
     return meta
 
 

@@ -72,7 +72,11 @@ class Notebook:
     def _tables(self) -> list[str]:
         """scope="table": the tables named by ``table`` ("all": every table of the protocol; "a,b": several)."""
         spec, protocol = PAPERS.get(self.p["paper"]), self.p.get("protocol", "mini")
-        names = spec.table_names(protocol, demo_only=True) if self.p["table"] == "all" else self.p["table"].split(",")
+        names = (
+            spec.table_names(protocol, demo_only=True)
+            if self.p["table"] == "all"
+            else self.p["table"].split(",")
+        )
         for name in names:
             spec.table(name, protocol)  # ConfigError naming the valid tables
         return names

@@ -60,9 +60,12 @@ class WeightsRef:
         return cls(kind, name)
 
     def __str__(self) -> str:
-        return {"none": "none", "hub": f"hub:{self.name}", "mini": f"mini:{self.name}", "policy": f"policy:{self.name}"}.get(
-            self.kind, self.name
-        )
+        return {
+            "none": "none",
+            "hub": f"hub:{self.name}",
+            "mini": f"mini:{self.name}",
+            "policy": f"policy:{self.name}",
+        }.get(self.kind, self.name)
 
     @property
     def is_hub(self) -> bool:

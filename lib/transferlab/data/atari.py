@@ -26,7 +26,17 @@ from transferlab.errors import ConfigError
 
 # ALE ids of the games registered here: the papers' sources (Seaquest, Riverraid) and targets (Alien, Gopher, James
 # Bond), plus a few common games as options for other hubs.
-GAMES = ("alien", "gopher", "jamesbond", "seaquest", "riverraid", "breakout", "pong", "space_invaders", "ms_pacman")
+GAMES = (
+    "alien",
+    "gopher",
+    "jamesbond",
+    "seaquest",
+    "riverraid",
+    "breakout",
+    "pong",
+    "space_invaders",
+    "ms_pacman",
+)
 # The 18 actions of ALE's full action set, in ALE's order (ale_py.Action).
 ACTIONS = ("NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UPRIGHT", "UPLEFT", "DOWNRIGHT", "DOWNLEFT", "UPFIRE",
            "RIGHTFIRE", "LEFTFIRE", "DOWNFIRE", "UPRIGHTFIRE", "UPLEFTFIRE", "DOWNRIGHTFIRE", "DOWNLEFTFIRE")  # fmt: skip
@@ -55,7 +65,9 @@ class EnvSpec:
     @property
     def actions(self) -> int:
         if not self.full_action_space:
-            raise ConfigError("only the full action space (18 actions) is supported: one head fits every game")
+            raise ConfigError(
+                "only the full action space (18 actions) is supported: one head fits every game"
+            )
         return len(ACTIONS)
 
     @property

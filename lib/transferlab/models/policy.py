@@ -53,7 +53,9 @@ class PolicyArch:
 
 
 POLICY_ARCHS: Registry[PolicyArch] = Registry("policy network")
-POLICY_ARCHS.register("nature_cnn")(PolicyArch("nature_cnn", 84, 4, ((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512))
+POLICY_ARCHS.register("nature_cnn")(
+    PolicyArch("nature_cnn", 84, 4, ((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512)
+)
 POLICY_ARCHS.register("mini_cnn")(PolicyArch("mini_cnn", 42, 4, ((16, 8, 4), (32, 4, 2)), 256))
 
 Conv = Callable[[str, int, int, int, int], nn.Module]  # (name, in, out, kernel, stride) → a conv layer
@@ -72,7 +74,9 @@ class PolicyNet(nn.Module):
     ``features(x)`` → [B, hidden]; ``extractor`` is a ModuleDict of the layers in ``arch.layers()`` order, built
     by ``conv`` (plain convolutions by default; Zoo-Tuning passes its aggregation layers)."""
 
-    def __init__(self, arch: PolicyArch, policy_head: nn.Module, value_head: nn.Module, conv: Conv = plain_conv):
+    def __init__(
+        self, arch: PolicyArch, policy_head: nn.Module, value_head: nn.Module, conv: Conv = plain_conv
+    ):
         super().__init__()
         self.arch = arch
         self.extractor = nn.ModuleDict({name: conv(name, *rest) for name, *rest in arch.layers()})

@@ -84,11 +84,17 @@ PAPER = register(
                 grid={"method_params": ABLATIONS},
                 provenance="transferlab mini protocol",
             ),
-            ("rl", "paper"): rl_table("paper", RL_METHODS, "Atari transfer from a hub of Seaquest and Riverraid policies"),
-            ("rl", "mini"): rl_table("mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"),
+            ("rl", "paper"): rl_table(
+                "paper", RL_METHODS, "Atari transfer from a hub of Seaquest and Riverraid policies"
+            ),
+            ("rl", "mini"): rl_table(
+                "mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"
+            ),
         },
         not_implemented={"landmarks": "300W/WFLW/COFW facial landmarks"},
-        claims={"rl": "Hub-Pathway transfers better than the best single source policy, the ensemble and "
-                "Zoo-Tuning (the paper's direction; its RL numbers are not transcribed)"},
+        claims={
+            "rl": "Hub-Pathway transfers better than the best single source policy, the ensemble and "
+            "Zoo-Tuning (the paper's direction; its RL numbers are not transcribed)"
+        },
     )
 )

@@ -81,11 +81,17 @@ PAPER = register(
                 ],
                 provenance="transferlab mini protocol",
             ),  # fmt: skip
-            ("rl", "paper"): rl_table("paper", RL_METHODS, "Atari transfer from Seaquest and Riverraid policies"),
-            ("rl", "mini"): rl_table("mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"),
+            ("rl", "paper"): rl_table(
+                "paper", RL_METHODS, "Atari transfer from Seaquest and Riverraid policies"
+            ),
+            ("rl", "mini"): rl_table(
+                "mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"
+            ),
         },
         not_implemented={"landmarks": "300W/WFLW/COFW (no official code)"},
-        claims={"rl": "Zoo-Tuning transfers better than fine-tuning the best single source policy and than the "
-                "ensemble of the fine-tuned policies (the paper's direction; its RL numbers are not transcribed)"},
+        claims={
+            "rl": "Zoo-Tuning transfers better than fine-tuning the best single source policy and than the "
+            "ensemble of the fine-tuned policies (the paper's direction; its RL numbers are not transcribed)"
+        },
     )
 )

@@ -54,7 +54,9 @@ def make_envs(spec: EnvSpec, n: int, seed: int):
     env = AtariVectorEnv(spec.game, n, **env_kwargs(spec))
     if env.single_action_space.n != spec.actions:
         env.close()
-        raise RuntimeError(f"{spec.game}: ALE gives {env.single_action_space.n} actions, the spec {spec.actions}")
+        raise RuntimeError(
+            f"{spec.game}: ALE gives {env.single_action_space.n} actions, the spec {spec.actions}"
+        )
     obs, _ = env.reset(seed=int(seed))
     return env, obs
 

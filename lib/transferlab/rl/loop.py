@@ -71,7 +71,7 @@ def evaluate(method, spec, episodes: int, seed: int, device: torch.device) -> di
 def fit_rl(method, run: RunConfig, out_dir: Path | None = None, on_update=None) -> Result:
     """Train ``method`` with PPO for ``run.optim.iterations`` updates (resuming ``out_dir/checkpoint.pt``), then
     evaluate it; writes history, weights (``saves_weights``) and metrics.json into ``out_dir``."""
-    cfg, task, o = method.cfg, method.task, run.optim
+    cfg, task = method.cfg, method.task
     spec, device = task.spec, resolve_device(run.device)
     method.to(device)
     state: dict = {"next_step": 0, "history": [], "episodes": [], "train_time": 0.0, "wall_time": 0.0}
@@ -109,7 +109,9 @@ def _train(method, run, cfg, spec, device, out_dir, state, on_update) -> dict:
                     logits, value = method.act(x.to(device))
                 action = sample(logits, generator)
                 rollout.obs[t], rollout.actions[t], rollout.values[t] = x, action, value.float().cpu()
-                rollout.logprobs[t] = torch.log_softmax(logits.float().cpu(), -1).gather(1, action[:, None]).squeeze(1)
+                rollout.logprobs[t] = (
+                    torch.log_softmax(logits.float().cpu(), -1).gather(1, action[:, None]).squeeze(1)
+                )
                 obs, reward, term, trunc, _ = env.step(action.numpy())
                 ended = term | trunc
                 running += reward
@@ -130,7 +132,9 @@ def _train(method, run, cfg, spec, device, out_dir, state, on_update) -> dict:
             if (it + 1) % o.eval_every and not last:
                 continue
             if not all(math.isfinite(v) for v in terms.values()):
-                raise FloatingPointError(f"non-finite PPO terms {terms} at update {it + 1}: lower the lr ({o.lr})")
+                raise FloatingPointError(
+                    f"non-finite PPO terms {terms} at update {it + 1}: lower the lr ({o.lr})"
+                )
             state["train_time"] += time.perf_counter() - t0
             entry = {"step": it + 1, "agent_steps": (it + 1) * cfg.batch, "lr": o.lr * factor,
                      "train_return": float(np.mean(window)) if window else float("nan"), "episodes": len(window),
@@ -183,7 +187,9 @@ def _finish(method, run, cfg, state, evaluation, device, out_dir, wall_start) ->
             "train_time_s": train_time, "agent_steps_per_s": agent_steps / max(train_time, 1e-9),
             "wall_time_s": state["wall_time"] + time.perf_counter() - wall_start}  # fmt: skip
     extra = method.artifacts()
-    if hasattr(method, "routing"):  # Hub-Pathway: which source policies the final policy routes to (eval frames)
+    if hasattr(
+        method, "routing"
+    ):  # Hub-Pathway: which source policies the final policy routes to (eval frames)
         extra["routing_fraction"] = _routing(method, device)
     result = Result(run_id=run.run_id(), config=run.to_flat(), config_hash=run.config_hash(), metrics=metrics,
                     history=state["history"], cost=cost, provenance=provenance(device),

@@ -14,8 +14,8 @@ with e_t = 1 when the episode ended at step t, terminal or truncated):
         one Adam step after clipping the global gradient norm to g_max
 
 Truncation (an episode cut at the frame limit or at a checkpoint) is treated as a terminal, as CleanRL does. The
-hyper-parameters are CleanRL's published Atari defaults (``ppo_atari.py``; facts, not code), which are the PPO
-paper's Atari settings (its Table 5) except the number of environments (8 here, 8 there too) and Adam's ε:
+defaults are CleanRL's published Atari settings (``ppo_atari.py``; facts, not code); each field's comment names the
+PPO paper's Table 5 value where it differs.
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ class Rollout:
                    z.clone(), z.clone())  # fmt: skip
 
 
-def gae(rollout: Rollout, next_value: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rollout: Rollout, next_value: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns) [T, N] by generalised advantage estimation (module doc)."""
     steps = rollout.rewards.shape[0]
     adv = torch.zeros_like(rollout.rewards)

@@ -22,7 +22,11 @@ def run_papers(work: list[tuple[str, str]], protocol: str, seeds, jobs: int, roo
         by_paper.setdefault(paper, []).append(table)
     for paper, tables in by_paper.items():
         spec = PAPERS.get(paper)
-        table = "all" if sorted(tables) == sorted(spec.table_names(protocol, demo_only=True)) else ",".join(tables)
+        table = (
+            "all"
+            if sorted(tables) == sorted(spec.table_names(protocol, demo_only=True))
+            else ",".join(tables)
+        )
         out_dir = root / paper / protocol
         nb = notebook_ipynb(spec.notebook, out_dir / ".notebooks")
         params = {"paper": paper, "table": table, "protocol": protocol, "scope": "table", "seeds": list(seeds or []),

@@ -48,7 +48,9 @@ class Returns(Task):
         return orthogonal(nn.Linear(in_features, 1), 1.0)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("an RL policy's loss is PPO's objective (transferlab.rl.ppo), not a target loss")
+        raise NotImplementedError(
+            "an RL policy's loss is PPO's objective (transferlab.rl.ppo), not a target loss"
+        )
 
     def combine(self, outputs: list[torch.Tensor], how: str = "prob") -> torch.Tensor:
         z = torch.stack([t.float() for t in outputs])  # [K, B, A]

@@ -37,7 +37,9 @@ def member_config(run, policy: str):
 @METHODS.register("rl_ensemble")
 class RLEnsemble(PolicyMethod):
     name = "rl_ensemble"
-    paper = "ensemble of fine-tuned policies (the hub baseline of Zoo-Tuning / Hub-Pathway; our reading for RL)"
+    paper = (
+        "ensemble of fine-tuned policies (the hub baseline of Zoo-Tuning / Hub-Pathway; our reading for RL)"
+    )
     weights = "hub"
     trains = False
 

@@ -56,7 +56,9 @@ class RLHubPathway(PolicyMethod):
 
     def __init__(self, members: nn.ModuleList, task, cfg, experts: list[str]):
         if not 1 <= cfg.k <= len(members):
-            raise ConfigError(f"k={cfg.k} must be in 1..K = 1..{len(members)} (the hub's policies: {experts})")
+            raise ConfigError(
+                f"k={cfg.k} must be in 1..K = 1..{len(members)} (the hub's policies: {experts})"
+            )
         super().__init__(members, task, cfg)
         self.experts = experts
         stack = members[0].arch.stack
@@ -74,12 +76,14 @@ class RLHubPathway(PolicyMethod):
     def build(cls, run, task):
         cfg = method_config(run.method, run.method_params)
         names = list(POLICY_HUBS.get(run.weights.name).policies)
-        members = []
+        members, shas = [], {}
         for name in names:
-            net, _ = load_policy(name, task.outputs)
+            net, shas[name] = load_policy(name, task.outputs)
             net.policy, net.value = task.head(net.arch.hidden), task.value_head(net.arch.hidden)
             members.append(net)
-        return cls(nn.ModuleList(members), task, cfg, names)
+        method = cls(nn.ModuleList(members), task, cfg, names)
+        method.source_sha256 = shas
+        return method
 
     def new_parameters(self):
         heads = [p for m in self.backbone for p in m.head_parameters()]
@@ -87,7 +91,9 @@ class RLHubPathway(PolicyMethod):
 
     # ------------------------------------------------------------------------------------------------ pathways
     def route(self, obs: torch.Tensor):
-        return HubPathway.route(self, obs.float() / 255.0)  # the classification method's gate (duck-typed self)
+        return HubPathway.route(
+            self, obs.float() / 255.0
+        )  # the classification method's gate (duck-typed self)
 
     def dispatch(self, obs: torch.Tensor, r) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """(logits [B, A], values [B], {i: (sample idx, logits_i, values_i)}), each model run on its samples only."""

@@ -42,7 +42,9 @@ def build_zoo_policy(sources: list[PolicyNet], task, lite: bool = False, align_i
     """A policy whose extractor layers aggregate the ``sources``' kernels (in source order) with new heads."""
     arch = sources[0].arch
     if any(s.arch != arch for s in sources):
-        raise ConfigError(f"Zoo-Tuning needs one architecture; the sources are {[s.arch.name for s in sources]}")
+        raise ConfigError(
+            f"Zoo-Tuning needs one architecture; the sources are {[s.arch.name for s in sources]}"
+        )
 
     def conv(name, cin, cout, k, s):
         layer = AdaptiveAggregationConv(cin, cout, k, s, bias=True, experts=len(sources), align=name in align_in,
@@ -64,7 +66,9 @@ class RLZooTuning(PolicyMethod):
 
     @dataclass(frozen=True)
     class Config(PPOConfig):
-        align_in: str = ""  # comma-separated layer names (conv0, conv1, …, fc) with channel alignment ("" = none)
+        align_in: str = (
+            ""  # comma-separated layer names (conv0, conv1, …, fc) with channel alignment ("" = none)
+        )
         gate_init: str = "official"  # models/zoo.py GATE_INITS
 
         def __post_init__(self) -> None:
