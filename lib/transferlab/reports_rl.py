@@ -23,7 +23,7 @@ def is_rl(df: pd.DataFrame) -> bool:
 
 def label(df: pd.DataFrame) -> pd.Series:
     """The method, with the source policy for single-source rows (``rl_finetune (seaquest_mini)``)."""
-    single = ~df.pretrained.astype(str).str.startswith(("hub:", "none"))
+    single = ~df.pretrained.astype(str).str.startswith(("hub:", "none", "best of"))
     names = df.pretrained.astype(str).str.removeprefix("policy:")
     return df.variant.where(~single, df.variant + " (" + names + ")")
 
