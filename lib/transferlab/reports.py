@@ -69,7 +69,9 @@ def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
     best = ranked.groupby(keys, dropna=False, sort=False).head(1).drop(columns="_loss").copy()
     best["chosen"] = best["pretrained"]
     best["method"] = best["variant"] = BEST_SINGLE
-    by = "training return" if set(singles.method) == {"rl_finetune"} else "val"  # RL: the final training return
+    by = (
+        "training return" if set(singles.method) == {"rl_finetune"} else "val"
+    )  # RL: the final training return
     best["pretrained"] = "best of " + str(len(singles.pretrained.unique())) + f" (by {by})"
     return pd.concat([df, best], ignore_index=True)
 

@@ -190,7 +190,7 @@ def _finish(method, run, cfg, state, evaluation, device, out_dir, wall_start) ->
     if hasattr(
         method, "routing"
     ):  # Hub-Pathway: which source policies the final policy routes to (eval frames)
-        extra["routing_fraction"] = _routing(method, device)
+        extra["routing_fraction"] = _routing(method, device, run.seed)
     result = Result(run_id=run.run_id(), config=run.to_flat(), config_hash=run.config_hash(), metrics=metrics,
                     history=state["history"], cost=cost, provenance=provenance(device),
                     extra={**extra, "training_episodes": state["episodes"]})  # fmt: skip
@@ -203,11 +203,12 @@ def _finish(method, run, cfg, state, evaluation, device, out_dir, wall_start) ->
     return result
 
 
-def _routing(method, device) -> list[float]:
+def _routing(method, device, seed: int) -> list[float]:
+    """The fraction of 256 frames (4 environments × 64 steps of the final policy) each source policy serves."""
     spec = method.task.spec
-    env, obs = make_envs(spec, 4, env_seed(0, EVAL, 7))
+    env, obs = make_envs(spec, 4, env_seed(seed, EVAL, 2))
     frames = [obs]
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed_for(seed, Stream.ENV, EVAL, 3))
     with torch.no_grad():
         for _ in range(63):
             logits, _ = method.act(torch.from_numpy(obs).to(device))
