@@ -75,11 +75,11 @@ def fit_rl(method, run: RunConfig, out_dir: Path | None = None, on_update=None) 
     spec, device = task.spec, resolve_device(run.device)
     method.to(device)
     state: dict = {"next_step": 0, "history": [], "episodes": [], "train_time": 0.0, "wall_time": 0.0}
-    wall_start = time.perf_counter()
-    if method.trains:
+    if method.trains:  # state["wall_time"]: the training's wall time, over every (resumed) session
         state = _train(method, run, cfg, spec, device, out_dir, state, on_update)
+    eval_start = time.perf_counter()
     evaluation = evaluate(method, spec, cfg.eval_episodes, run.seed, device)
-    return _finish(method, run, cfg, state, evaluation, device, out_dir, wall_start)
+    return _finish(method, run, cfg, state, evaluation, device, out_dir, eval_start)
 
 
 def _train(method, run, cfg, spec, device, out_dir, state, on_update) -> dict:
@@ -160,7 +160,7 @@ def _train(method, run, cfg, spec, device, out_dir, state, on_update) -> dict:
     return state
 
 
-def _finish(method, run, cfg, state, evaluation, device, out_dir, wall_start) -> Result:
+def _finish(method, run, cfg, state, evaluation, device, out_dir, eval_start) -> Result:
     curve = [h["train_return"] for h in state["history"] if math.isfinite(h["train_return"])]
     finals = [r for _, r in state["episodes"][-FINAL_EPISODES:]]
     agent_steps = run.optim.iterations * cfg.batch if method.trains else 0
@@ -185,7 +185,7 @@ def _finish(method, run, cfg, state, evaluation, device, out_dir, wall_start) ->
     cost = {"params": sum(p.numel() for p in method.parameters()),
             "trainable_params": sum(p.numel() for p in method.parameters() if p.requires_grad),
             "train_time_s": train_time, "agent_steps_per_s": agent_steps / max(train_time, 1e-9),
-            "wall_time_s": state["wall_time"] + time.perf_counter() - wall_start}  # fmt: skip
+            "wall_time_s": state["wall_time"] + time.perf_counter() - eval_start}  # fmt: skip
     extra = method.artifacts()
     if hasattr(
         method, "routing"
