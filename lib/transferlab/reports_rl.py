@@ -58,7 +58,9 @@ def _fmt(est: dict, digits: int = 1) -> str:
 def curves(df: pd.DataFrame) -> pd.DataFrame:
     """Long-form learning curves: one row per run and curve point (agent steps, training return)."""
     rows = []
-    df = df[df.method != "best_single"]  # its curve is the chosen source's, drawn once under that source's name
+    df = df[
+        df.method != "best_single"
+    ]  # its curve is the chosen source's, drawn once under that source's name
     for (_, run), row in zip(df.iterrows(), label(df)):
         from transferlab.results import load_result
 
