@@ -8,7 +8,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 PORT   ?= 8888
 LAB_ARGS ?=
 
-.PHONY: demo reproduce-mini ner test test-slow lab env data hub cost reports clean-results help
+.PHONY: demo reproduce-mini reproduce-rl ner test test-slow lab env data hub cost reports clean-results help
 .DEFAULT_GOAL := help
 
 help:
@@ -16,6 +16,8 @@ help:
 	@echo "                     every report, through the paper notebooks (papermill); ~10 min on 2 cores"
 	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable)"
 	@echo "make ner             Co-Tuning's mini NER table (constructed set, MiniLM; 10 cells, ~20 min on 2 cores)"
+	@echo "make reproduce-rl    the mini RL tables (Atari, 42x42; not part of demo): the source policies, then"
+	@echo "                     Zoo-Tuning's and Hub-Pathway's rl tables at 5 seeds (resumable; hours on 2 cores)"
 	@echo "make test            lint (ruff, import-linter) and the fast test suite"
 	@echo "make test-slow       the slow tests too (full mini runs, concurrency with real processes)"
 	@echo "make lab             JupyterLab on notebooks/ (PORT=8888, LAB_ARGS=--no-browser)"
@@ -66,6 +68,15 @@ reproduce-mini: env data hub
 # its first cell fits the MiniLM masked-LM head once (~2 min, cached).
 ner: env
 	$(BIN)/transferlab run co_tuning --table ner --protocol mini --jobs $(JOBS)
+
+# The RL tables (Table.demo=False: `run all` and `make demo` skip them). The source policies first (cached), then each
+# paper's rl table; cells shared by the two tables (same config hash) are trained once and reused.
+reproduce-rl: env
+	$(BIN)/transferlab hub build atari_mini
+	$(BIN)/transferlab run zoo_tuning --table rl --protocol mini --jobs $(JOBS)
+	$(BIN)/transferlab run hub_pathway --table rl --protocol mini --jobs $(JOBS)
+	$(BIN)/transferlab report zoo_tuning
+	$(BIN)/transferlab report hub_pathway
 
 cost: env
 	$(BIN)/transferlab cost zoo_tuning hub_pathway --protocol mini

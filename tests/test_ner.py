@@ -200,8 +200,8 @@ def test_weights_errors_name_the_files(tiny_bert, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------- relationship
 def test_direct_relationship_on_a_hand_made_case():
-    from transferlab.methods.relationship import direct_relationship
     from transferlab.methods.co_tuning_tokens import direct, entity_mask
+    from transferlab.methods.relationship import direct_relationship
 
     label_type = torch.tensor([-1, 0, 0, 1, 1])  # O, B-A, I-A, B-B, I-B
     y = torch.tensor([[IGNORE, 1, 2, 0, IGNORE], [3, IGNORE, 0, 4, 0]])

@@ -191,7 +191,28 @@ def cmd_data(args) -> int:
 def cmd_hub(args) -> int:
     from transferlab import hubbuild
     from transferlab.models.hub import HUBS
+    from transferlab.models.policy_hub import POLICIES, POLICY_HUBS
 
+    if args.hub in POLICY_HUBS:  # a hub of source policies (RL): trained by the suite, cached with checksums
+        policies = POLICY_HUBS.get(args.hub).policies
+        if args.action == "list":
+            for p in map(POLICIES.get, policies):
+                print(f"  {p.name:16s} {p.arch:10s} {p.dataset:22s} {p.description}")
+            return 0
+        if args.action not in ("build", "fetch", "check"):
+            raise ConfigError(f"hub {args.hub!r}: choose list, build or check")
+        from transferlab.models.policy_hub import cached
+
+        for name in policies:
+            meta = (
+                (cached(name) or (None, None))[1]
+                if args.action == "check"
+                else hubbuild.ensure_policy(name)[1]
+            )
+            state = "not trained" if meta is None else (f"evaluation return {meta['eval_return']:.1f} "
+                                                        f"({len(meta['eval_returns'])} episodes), sha256 {meta['sha256'][:12]}")  # fmt: skip
+            print(f"{name:16s} {state}")
+        return 0
     if args.action == "list":
         for hub in map(HUBS.get, [args.hub] if args.hub else HUBS.names()):
             print(f"{hub.name}: {hub.description}")
@@ -361,7 +382,8 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser(
         "hub",
         help="model hubs: list them, check their files (presence, checksums), fetch (download) what is missing, "
-        "build (pre-train) the mini hub; check/fetch exit 1 if a file is missing or bad",
+        "build (pre-train) the mini hub or a policy hub (atari_mini: Seaquest and Riverraid policies); check/fetch "
+        "exit 1 if a file is missing or bad",
     )
     h.add_argument("action", choices=["list", "check", "fetch", "build", "profile"])
     h.add_argument("--out", default="reports/mini_hub_profile.json", help="profile: where the JSON goes")

@@ -1,5 +1,8 @@
 """One table cell from configuration to result files: check → data → method → prepare → ``fit()`` → result.
 
+An RL run (its dataset an Atari environment, task ``rl``) takes the same path with ``rl.loop.fit_rl`` in place of
+``fit()``: no split is drawn, and the result has the same shape (``metric="return"``).
+
 Order matters for honesty and reproducibility: :func:`check` validates every name and value and the method's
 preconditions (before touching data), then threads are pinned, the dataset is loaded and the split drawn (saved with
 the run), the method is built from the INIT seed stream, it ``prepare()``s on training data only, and ``fit()``
@@ -28,6 +31,7 @@ from transferlab.methods import METHODS, Method, method_config
 from transferlab.methods.base import supports
 from transferlab.methods.context import PrepareData
 from transferlab.models import BACKBONES, check_weights
+from transferlab.models.policy import POLICY_ARCHS
 from transferlab.registry import RegistryError
 from transferlab.results import (
     RESULTS_DIR,
@@ -39,6 +43,7 @@ from transferlab.results import (
     remove_stale_temporaries,
     run_lock,
 )
+from transferlab.rl import fit_rl
 from transferlab.seeds import Stream, seed_for
 from transferlab.tasks import Task, task_of
 from transferlab.train import fit, resolve_device
@@ -50,7 +55,8 @@ def check(cfg: RunConfig) -> RunConfig:
     defaults are one experiment with one hash). Raises ConfigError; reads no data and loads no weights."""
     try:
         tl_data.DATASETS.check(cfg.data.dataset)
-        BACKBONES.check(cfg.backbone)
+        rl = tl_data.task_name(cfg.data.dataset) == "rl"
+        (POLICY_ARCHS if rl else BACKBONES).check(cfg.backbone)  # RL runs name a policy network
         METHODS.check(cfg.method)
         if cfg.data.preset != "auto":
             tl_data.TRANSFORMS.check(cfg.data.preset)
@@ -58,7 +64,8 @@ def check(cfg: RunConfig) -> RunConfig:
         raise ConfigError(str(err)) from None
     method = METHODS.get(cfg.method)
     supports(method, tl_data.task_name(cfg.data.dataset))
-    check_weights(cfg.backbone, cfg.weights)
+    if not rl:  # an RL method checks its source policies itself (rl/methods/base.py)
+        check_weights(cfg.backbone, cfg.weights)
     full = dataclasses.asdict(method_config(cfg.method, cfg.method_params))
     cfg = dataclasses.replace(cfg, method_params=full) if full != cfg.method_params else cfg
     method.check(cfg)
@@ -98,6 +105,8 @@ def prepared_method(
     relationship, DELTA's channel attention). With ``out``, the split is saved there (and must match a saved one)."""
     cfg = check(cfg)
     device = setup_runtime(cfg)
+    if is_rl(cfg):
+        return _prepared_policy(cfg, device, out, dependencies)
     source, splits, preset, task = load_data(cfg)
     if out is not None:
         splits_path = out / "splits.json"
@@ -118,6 +127,23 @@ def prepared_method(
     return method, data
 
 
+def is_rl(cfg: RunConfig) -> bool:
+    """An RL run (an Atari environment as its dataset): trained by ``rl.loop.fit_rl``, not ``train.fit``."""
+    return tl_data.task_name(cfg.data.dataset) == "rl"
+
+
+def _prepared_policy(cfg: RunConfig, device, out: Path | None, dependencies) -> tuple[Method, PrepareData]:
+    """An RL method built from the INIT stream and prepared (the ensemble reads its members' runs); no split."""
+    source = tl_data.load(cfg.data.dataset, cfg.data.data_root)
+    task = task_of(source)
+    torch.manual_seed(seed_for(cfg.seed, Stream.INIT))
+    method = METHODS.get(cfg.method).build(cfg, task)
+    method.to(device)
+    data = PrepareData(source, None, None, cfg, device, out, dependencies)
+    method.prepare(data)
+    return method, data
+
+
 def train(cfg: RunConfig, out: Path, dependencies: dict[str, Path] | None = None) -> tuple[Method, Result]:
     """Like :func:`run`, always training (resuming a checkpoint if one is there); returns the trained method too."""
     cfg = check(cfg)
@@ -128,6 +154,8 @@ def train(cfg: RunConfig, out: Path, dependencies: dict[str, Path] | None = None
     torch.manual_seed(
         seed_for(cfg.seed, Stream.TRAIN)
     )  # anything random inside training (dropout, noisy gates)
+    if is_rl(cfg):
+        return method, fit_rl(method, cfg, out)
     return method, fit(method, data.source, data.splits, data.preset, cfg, out)
 
 
@@ -158,4 +186,4 @@ def _set_aside_unreadable(metrics: Path) -> None:
               flush=True)  # fmt: skip
 
 
-__all__ = ["check", "load_data", "prepared_method", "run", "run_dir", "setup_runtime", "train"]
+__all__ = ["check", "is_rl", "load_data", "prepared_method", "run", "run_dir", "setup_runtime", "train"]

@@ -20,7 +20,7 @@ import torch
 from transferlab.config import RunConfig
 from transferlab.experiment import check, train
 from transferlab.methods import METHODS
-from transferlab.models import mini_hub
+from transferlab.models import mini_hub, policy_hub
 from transferlab.models.hub import HUBS, MiniHubWeights
 from transferlab.models.weights import sha256_file
 from transferlab.nbexec import child_env, die_with_parent
@@ -133,6 +133,13 @@ def ensure_all(
     """Build every model in ``names`` (default: the whole mini hub) that is not cached, ``jobs`` single-thread
     processes at a time (0: one per core), parents first; returns name → manifest."""
     names = list(names or mini_hub.MINI_HUB.names())
+    metas_policies = {}
+    for n in [n for n in names if n.startswith(POLICY)]:  # sequential: each is minutes of one core
+        metas_policies[n] = ensure_policy(n.removeprefix(POLICY), data_root, verbose=True)[1]
+    if metas_policies:
+        rest = ensure_all([n for n in names if not n.startswith(POLICY)], data_root, jobs, out) if len(
+            metas_policies) < len(names) else {}  # fmt: skip
+        return {n: (metas_policies.get(n) or rest[n]) for n in names}
     todo = [n for n in names if mini_hub.cached(n) is None]
     if todo:  # before any build process starts
         _writable_cache()
@@ -177,26 +184,83 @@ def _line(k: int, n: int, meta: dict) -> str:
 
 
 def models_of(cfg: RunConfig) -> list[str]:
-    """The mini-hub models a run needs: its own weights and those its method declares (``Method.assets``)."""
+    """The mini-hub models a run needs: its own weights and those its method declares (``Method.assets``); source
+    policies (``models/policy_hub.py``) as ``policy:<name>``."""
     refs: list[WeightsRef] = METHODS.get(cfg.method).assets(cfg)
     names: list[str] = []
     for ref in refs:
         if ref.kind == "mini":
             names.append(ref.name)
-        elif ref.kind == "hub":
+        elif ref.kind == "hub" and ref.name in HUBS:
             names += [
                 m.weights.model for m in HUBS.get(ref.name).models if isinstance(m.weights, MiniHubWeights)
             ]
+    names += [f"{POLICY}{n}" for n in policy_hub.sources_of(cfg.weights)]
     return sorted(set(names))
 
 
 def ensure_assets(cfg: RunConfig, verbose: bool = True) -> None:
-    """Pre-train (once) every mini-hub model ``cfg`` needs."""
+    """Pre-train (once) every mini-hub model and source policy ``cfg`` needs."""
     for name in models_of(cfg):
-        ensure(name, cfg.data.data_root, verbose)
+        if name.startswith(POLICY):
+            ensure_policy(name.removeprefix(POLICY), cfg.data.data_root, verbose)
+        else:
+            ensure(name, cfg.data.data_root, verbose)
 
 
-__all__ = ["ensure", "ensure_all", "ensure_assets", "models_of"]
+# ------------------------------------------------------------------------------------------------ source policies
+POLICY = "policy:"
+
+
+def _pretrain_policy(policy: policy_hub.SourcePolicy, data_root: str, verbose: bool) -> dict:
+    """Train source policy ``policy`` with its recipe (PPO from scratch through the experiment pipeline), one thread,
+    and cache its extractor and heads with a manifest holding the sha256 and the evaluation score."""
+    weights, manifest = policy_hub.paths(policy)
+    cfg = check(policy.recipe().replace(data_root=data_root))
+    if verbose:
+        print(f"training source policy {policy.name!r}: {policy.description}", flush=True)
+    start = time.perf_counter()
+    prev_threads, prev_env = torch.get_num_threads(), os.environ.get("TRANSFERLAB_THREADS")
+    os.environ["TRANSFERLAB_THREADS"] = "1"
+    with torch.random.fork_rng(devices=[]):
+        try:
+            method, result = train(cfg, weights.parent / ".work" / weights.stem)  # resumable there
+        finally:
+            torch.set_num_threads(prev_threads)
+            if prev_env is None:
+                os.environ.pop("TRANSFERLAB_THREADS", None)
+            else:
+                os.environ["TRANSFERLAB_THREADS"] = prev_env
+    atomic_torch_save(weights, {k: v.cpu() for k, v in method.backbone.state_dict().items()})
+    m = result.metrics
+    meta = {"name": policy.name, "description": policy.description, "dataset": policy.dataset, "arch": policy.arch,
+            "eval_return": m["test_last"], "eval_returns": m["eval_returns"], "train_return_final": m["best_val"],
+            "auc": m["auc"], "agent_steps": m["agent_steps"], "recipe": cfg.to_flat(), "recipe_hash": cfg.config_hash(),
+            "sha256": sha256_file(weights), "seconds": round(time.perf_counter() - start, 1),
+            "curve": [[h["agent_steps"], h["train_return"]] for h in result.history],
+            "provenance": result.provenance}  # fmt: skip
+    atomic_write_json(manifest, meta)
+    if verbose:
+        print(
+            f"  {policy.name}: evaluation return {meta['eval_return']:.1f} in {meta['seconds']} s", flush=True
+        )
+    return meta
+
+
+def ensure_policy(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
+    """Path and manifest of source policy ``name``, training it first if it is not cached."""
+    policy = policy_hub.POLICIES.get(name)
+    with policy_hub.locked(policy):
+        found = policy_hub.cached(name)
+        if found is not None:
+            return found
+        _pretrain_policy(policy, data_root, verbose)
+    found = policy_hub.cached(name)
+    assert found is not None
+    return found
+
+
+__all__ = ["POLICY", "ensure", "ensure_all", "ensure_assets", "ensure_policy", "models_of"]
 
 if (
     __name__ == "__main__"

@@ -8,6 +8,7 @@ works with the parsed reference:
 | ``none``           | none    | random initialisation (method ``scratch``, L2T-ww's targets)                 |
 | ``hub:<hub>``      | hub     | a whole model hub (``transferlab.models.hub.HUBS``): multi-model methods      |
 | ``mini:<model>``   | mini    | one model of the suite's mini hub (``transferlab.models.mini_hub.MINI_HUB``) |
+| ``policy:<name>``  | policy  | a source policy pre-trained by the suite (``models.policy_hub.POLICIES``)     |
 | ``<weights name>`` | named   | published weights: a pinned torchvision enum (``IMAGENET1K_V1``), a MoCo      |
 |                    |         | checkpoint (``moco_v2_800ep``) or a paper-hub model (``maskrcnn_coco_v1``)    |
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from transferlab.errors import ConfigError
 
-KINDS = ("none", "hub", "mini", "named")
+KINDS = ("none", "hub", "mini", "policy", "named")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -42,9 +43,9 @@ class WeightsRef:
             return cls("none")
         prefix, sep, rest = text.partition(":")
         if sep:
-            if prefix not in ("hub", "mini"):
+            if prefix not in ("hub", "mini", "policy"):
                 raise ConfigError(
-                    f"pretrained={text!r}: unknown prefix {prefix!r}; write 'hub:<hub>', 'mini:<model>', "
+                    f"pretrained={text!r}: unknown prefix {prefix!r}; write 'hub:<hub>', 'mini:<model>', 'policy:<name>', "
                     "'none' or a weights name such as IMAGENET1K_V1"
                 )
             kind, name = prefix, rest
@@ -59,9 +60,12 @@ class WeightsRef:
         return cls(kind, name)
 
     def __str__(self) -> str:
-        return {"none": "none", "hub": f"hub:{self.name}", "mini": f"mini:{self.name}"}.get(
-            self.kind, self.name
-        )
+        return {
+            "none": "none",
+            "hub": f"hub:{self.name}",
+            "mini": f"mini:{self.name}",
+            "policy": f"policy:{self.name}",
+        }.get(self.kind, self.name)
 
     @property
     def is_hub(self) -> bool:

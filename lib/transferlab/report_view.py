@@ -19,8 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from IPython.display import HTML, Image, Markdown, display  # noqa: E402
 
-from transferlab import reports, reports_claims  # noqa: E402
+from transferlab import reports, reports_claims, reports_rl  # noqa: E402
 from transferlab.papers import PAPERS, published  # noqa: E402
+from transferlab.papers.rl_common import RL_CLAIMS  # noqa: E402
 from transferlab.results import load_results  # noqa: E402
 from transferlab.runner import plan  # noqa: E402
 
@@ -113,6 +114,9 @@ class PaperReport:
         self._claims(sub, name, protocol)
         self._gaps(sub)
         stem = f"{self.spec.name}-{name}-{protocol}"
+        if reports_rl.is_rl(sub):  # RL: IQM with stratified-bootstrap intervals, curves against agent steps
+            self._rl(sub, name, stem)
+            return
         self._routing(sub, stem)
         self._landmarks(sub, stem, protocol)
         self._figure(reports.plot_summary(sub), f"{stem}-summary.png")
@@ -131,6 +135,15 @@ class PaperReport:
         display(Markdown(f"Where both exist ({len(both)} cells), TLlib's numbers differ from the paper's by {rates} "
                          f"on average{example}: TLlib's protocol differs (it selects its best epoch on the test "
                          "split), so its numbers are not the paper's and neither are a target for ours."))  # fmt: skip
+
+    def _rl(self, sub: pd.DataFrame, name: str, stem: str) -> None:
+        display(Markdown("Evaluation return of the final policy: interquartile mean over seeds with a 95 % "
+                         "stratified-bootstrap interval (Agarwal et al. 2021); AUC = the mean training return over "
+                         "the learning curve. The best single source is chosen by the final *training* return, "
+                         "never by evaluation episodes."))  # fmt: skip
+        display(HTML(reports_rl.iqm_table(sub).to_html(index=False, classes="results", na_rep="—")))
+        display(Markdown(reports_rl.claim_note(sub, RL_CLAIMS.get(self.spec.name, "not stated"))))
+        self._figure(reports_rl.plot_curves(sub), f"{stem}-curves.png")
 
     def _published_only(self, table) -> None:
         """The published and peer numbers a paper-protocol table will stand beside, before any run of ours."""
@@ -158,7 +171,7 @@ class PaperReport:
         baseline = reports.BEST_SINGLE if reports.BEST_SINGLE in set(sub.method) else "finetune"
         if baseline not in set(sub.method):
             return
-        others = sorted(set(sub.method) - {baseline, "finetune"})
+        others = sorted(set(sub.method) - {baseline, *reports.SINGLE_METHODS})
         _, label, sign = reports.metric_of(sub)
         name = (
             "the best single model (chosen by validation)"

@@ -48,19 +48,21 @@ def summarize(df: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
 
 
 BEST_SINGLE = "best_single"
+SINGLE_METHODS = ("finetune", "rl_finetune")  # fine-tuning one hub model (RL: one source policy)
 
 
 def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
     """Add "best single model (by validation)" rows to a hub table's runs.
 
     For each dataset and seed, of the fine-tuning runs from the hub's single models (``pretrained`` not a
-    ``hub:`` name), the one with the best best-validation metric is chosen (the highest accuracy, the lowest NME:
-    the metric's direction, :func:`metric_of`; ties, common with a few validation
+    ``hub:`` name; RL: ``rl_finetune`` from each source policy, whose ``best_val`` is the final training return), the
+    one with the best best-validation metric is chosen (the highest accuracy or return, the lowest NME: the metric's
+    direction, :func:`metric_of`; ties, common with a few validation
     images, go to the lower validation loss at that step), and its test accuracy (at its best-validation step, and
     last) becomes that seed's ``best_single`` run; ``chosen`` names the model. The choice looks at validation only,
     as a user without the test labels would choose; each seed may choose differently.
     """
-    singles = df[(df.method == "finetune") & ~df.pretrained.astype(str).str.startswith("hub:")]
+    singles = df[df.method.isin(SINGLE_METHODS) & ~df.pretrained.astype(str).str.startswith("hub:")]
     if singles.empty or singles.pretrained.nunique() < 2:
         return df
     keys = [k for k in ("table", "protocol", "dataset", "sample_rate", "shots", "seed") if k in df.columns]
@@ -72,7 +74,10 @@ def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
     best = ranked.groupby(keys, dropna=False, sort=False).head(1).drop(columns="_loss").copy()
     best["chosen"] = best["pretrained"]
     best["method"] = best["variant"] = BEST_SINGLE
-    best["pretrained"] = "best of " + str(len(singles.pretrained.unique())) + " (by val)"
+    by = (
+        "training return" if set(singles.method) == {"rl_finetune"} else "val"
+    )  # RL: the final training return
+    best["pretrained"] = "best of " + str(len(singles.pretrained.unique())) + f" (by {by})"
     return pd.concat([df, best], ignore_index=True)
 
 

@@ -24,6 +24,7 @@ from transferlab.data import mini_keypoints  # noqa: E402,F401  isort: skip
 from transferlab.data import faces  # noqa: E402,F401  isort: skip
 from transferlab.data import text  # noqa: E402,F401  isort: skip
 from transferlab.data import mini_ner  # noqa: E402,F401  isort: skip
+from transferlab.data import atari  # noqa: E402,F401  isort: skip
 
 
 def load(name: str, root) -> DatasetSource:

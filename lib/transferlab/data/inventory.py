@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from transferlab.data.base import DATASETS
+from transferlab.data.base import DATASET_TASKS, DATASETS
 from transferlab.data.fetch import check_layout, read_manifest
 from transferlab.data.source_row import Source
 from transferlab.data.sources import sources_table
@@ -59,6 +59,8 @@ def status(name: str, root: str | Path, sources: dict[str, Source] | None = None
     """What ``transferlab data list`` shows for one dataset: the manifest and the layout check, no download."""
     table, root = sources_table(sources), Path(root)
     if name not in table:
+        if DATASET_TASKS.get(name) == "rl":
+            return Status(name, "built in", "-", "Atari environment: the ROM ships inside ale-py (offline)")
         if name.startswith("mini_"):
             return Status(
                 name,

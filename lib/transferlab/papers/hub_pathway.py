@@ -10,12 +10,15 @@ Tables (no published cell is transcribed):
 - ``landmarks`` — 300W, WFLW, COFW × {best single model, ensemble, Zoo-Tuning, Hub-Pathway} (the summary: "the same
   model hub", HRNet's protocols, 60 epochs, batch 16, Adam 1e-4, ×0.1 at 30 and 50); unknowns labelled in
   :mod:`transferlab.papers.landmark_tables`; the mini table is a keypoint PROXY (not faces);
+- ``rl`` — Atari transfer (Seaquest, Riverraid → Alien, Gopher, James Bond): scratch, fine-tuning each source,
+  the ensemble, Zoo-Tuning and Hub-Pathway on policies (``papers/rl_common.py``; not part of ``make demo``).
 Schedule (reproducibility summary): SGD, lr 0.01, momentum 0.9, batch 48, 15k iterations, ×0.1 at 6k and 12k.
 """
 
 from __future__ import annotations
 
 from transferlab.papers import landmark_tables as lt
+from transferlab.papers.rl_common import rl_table
 from transferlab.papers.spec import Claim, Paper, Table, register
 from transferlab.papers.zoo_tuning import (
     DATASETS,
@@ -28,6 +31,7 @@ from transferlab.papers.zoo_tuning import (
 )
 
 METHODS = ["ensemble", "distill", "zoo_tuning", "hub_pathway"]
+RL_METHODS = ["rl_ensemble", "rl_zoo_tuning", "rl_hub_pathway"]
 MINI_METHODS = ["ensemble", "feature_concat", "distill", "zoo_tuning", "hub_pathway"]
 ABLATIONS = [{"noise": False}, {"explore_weight": 0.0}, {"exploit_weight": 0.0}, {"k": 1}, {"k": 3}, {"k": 5}]
 PAPER_BASE = {**SCHEDULE, "iterations": 15000, "backbone": "resnet50", "preset": "imagenet224", "ten_crop": True,
@@ -93,8 +97,13 @@ PAPER = register(
                 grid={"method_params": ABLATIONS},
                 provenance="transferlab mini protocol",
             ),
+            ("rl", "paper"): rl_table(
+                "paper", RL_METHODS, "Atari transfer from a hub of Seaquest and Riverraid policies"
+            ),
+            ("rl", "mini"): rl_table(
+                "mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"
+            ),
         },
-        not_implemented={"rl": "Atari transfer"},
         claims=tuple(
             Claim(
                 "classification",

@@ -67,7 +67,7 @@ class Table:
     # design tables use their own seeds and are not part of `make demo`
     kind: str = "results"
     # non-empty: the table runs only when named (`--table`), never in "every table" runs (`transferlab run all`,
-    # `make demo`); the text says why and how to run it (the mini NER table: its own `make ner`)
+    # `make demo`); the text says why and how to run it (the mini NER table: `make ner`; the RL tables: `make reproduce-rl`)
     separate: str = ""
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:

@@ -8,7 +8,12 @@ Tables (no paper cell could be transcribed; every published cell is reported as 
   model fine-tuned alone (the best one by validation is derived in the report), ensemble, feature
   concatenation, distillation, Zoo-Tuning, lite Zoo-Tuning} (the baselines: ``methods/hub_ensemble.py``, ``hub_distill.py``). Hub: 5 ResNet-50s — supervised ImageNet, MoCo v1 (200 epochs, as the official code loads),
   Mask R-CNN, DeepLabV3, Keypoint R-CNN (COCO).
-- The reinforcement-learning and facial-landmark experiments are not implemented (no official code was released).
+- ``rl`` — Atari transfer from a hub of two source policies (Seaquest, Riverraid) to Alien, Gopher, James Bond:
+  scratch, fine-tuning each source, the ensemble of the fine-tuned policies, Zoo-Tuning and lite Zoo-Tuning on the
+  policy CNN (``rl/methods/``); settings and unknowns in ``papers/rl_common.py``. Not part of ``make demo``
+  (``Table.separate``): ``make reproduce-rl``.
+- ``landmarks`` — 300W, WFLW, COFW (no official landmark code was released: unknowns labelled in
+  :mod:`transferlab.papers.landmark_tables`); the mini table is a keypoint proxy, not faces.
 
 Schedule (``main.py``/``train.sh``): SGD Nesterov 0.9, wd 5e-4, lr 0.01 for every group (``--ratio`` 1), batch 48,
 15,050 iterations, ×0.1 at 6,000 and 12,000 (18,000 is never reached), validation every 1,000, ten-crop test. The
@@ -20,11 +25,13 @@ from __future__ import annotations
 
 from transferlab.papers import landmark_tables as lt
 from transferlab.papers.mini import DESIGN_SEEDS, DIGITS, FINETUNE, MINI_COMMON
+from transferlab.papers.rl_common import rl_table
 from transferlab.papers.spec import Claim, Paper, Table, register
 
 DATASETS = ["cifar100", "coco70", "fgvc_aircraft", "stanford_cars", "mit_indoor67", "dmlab", "eurosat"]
 HUB = ["IMAGENET1K_V1", "moco_v1_200ep", "maskrcnn_coco_v1", "deeplabv3_coco_v1", "keypointrcnn_coco_v1"]
 MINI_HUB = ["mini:clusters", "mini:coarse", "mini:rotation", "mini:parity", "mini:jigsaw"]
+RL_METHODS = ["rl_ensemble", "rl_zoo_tuning", "rl_zoo_tuning_lite"]
 HUB_METHODS = ["ensemble", "feature_concat", "distill", "zoo_tuning", "zoo_tuning_lite"]
 # Mini hub tables (papers/mini.py): lr 0.01 for every method and group (official main.py trains every group at 0.01)
 # with the new heads at 10× (ours, as the mini fine-tuning); mini_fmnist at 15 % of its 200 training images per class
@@ -126,8 +133,13 @@ PAPER = register(
                 "the rest labelled as our reading (no landmark code was released)",
             ),
             ("landmarks", "mini"): lt.mini_table(MINI_HUB, ["ensemble", "zoo_tuning", "zoo_tuning_lite"]),
+            ("rl", "paper"): rl_table(
+                "paper", RL_METHODS, "Atari transfer from Seaquest and Riverraid policies"
+            ),
+            ("rl", "mini"): rl_table(
+                "mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"
+            ),
         },
-        not_implemented={"rl": "Atari transfer (no official code)"},
         claims=tuple(
             Claim(
                 "classification",

@@ -5,6 +5,7 @@ from transferlab.tasks.base import TASKS, Metric, Task
 from transferlab.tasks import classification  # noqa: E402,F401  isort: skip
 from transferlab.tasks import landmarks  # noqa: E402,F401  isort: skip
 from transferlab.tasks import token_classification  # noqa: E402,F401  isort: skip
+from transferlab.tasks import rl  # noqa: E402,F401  isort: skip
 
 
 def task_of(source) -> Task:
