@@ -40,6 +40,8 @@ class DevicePathError(ValueError):
 
 
 def _flat(transform) -> list:
+    if hasattr(transform, "resolved"):  # a preset's lazily built transform (data/transforms.py)
+        transform = transform.resolved()
     if isinstance(transform, T.Compose):
         return [t for inner in transform.transforms for t in _flat(inner)]
     return [transform]

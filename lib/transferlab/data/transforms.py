@@ -75,10 +75,14 @@ class _Lazy:
     def __init__(self, preset: str, part: str):
         self.preset, self.part, self.fn = preset, part, None
 
-    def __call__(self, image):
+    def resolved(self) -> Callable:
+        """The torchvision transform itself (the cache and device paths read its steps)."""
         if self.fn is None:
             self.fn = _BUILDERS[self.preset]()[self.part]
-        return self.fn(image)
+        return self.fn
+
+    def __call__(self, image):
+        return self.resolved()(image)
 
 
 @functools.cache
