@@ -183,7 +183,8 @@ def test_the_teacher_holds_the_ensembles_best_validation_weights_frozen(tiny_zoo
         assert torch.equal(v, saved[k]), k
     val = Classification(4).evaluate(method.teacher.predict, data.val())
     assert val["value"] == info["teacher_best_val"] == curve[best]["val_top1"]
-    assert val["loss"] == pytest.approx(curve[best]["val_loss"], rel=1e-12)
+    # the same weights on the same images; float32 sums in another batch grouping differ in the 7th digit
+    assert val["loss"] == pytest.approx(curve[best]["val_loss"], rel=1e-6)
     # frozen: no trainable parameter, eval mode whatever the method does, not in the optimiser
     method.train()
     assert not method.teacher.training and not any(m.training for m in method.teacher.modules())

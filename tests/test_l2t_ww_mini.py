@@ -40,7 +40,7 @@ def test_mini_vgg_and_mini_resnet_feature_maps_fit_the_mini_pairs():
 def test_settings_resolve_auto_and_refuse_other_combinations():
     assert resolve("auto", "mini_vgg")[0] == "mini:clusters"
     assert resolve("auto", "vgg9_bn")[0] == "l2t_resnet32"
-    assert resolve("mini:digits", "mini_vgg")[1] is SETTINGS["mini", "mini_vgg"]
+    assert resolve("mini:parity", "mini_vgg")[1] is SETTINGS["mini", "mini_vgg"]
     for source, target in (
         ("auto", "mini_resnet"),
         ("l2t_resnet32", "mini_vgg"),

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from transferlab.data import cached_input
 from transferlab.data.base import Part, TensorImages
 from transferlab.data.keypoints import JointTransform, TensorLandmarks, augment_landmarks
 from transferlab.data.transforms import Preset
@@ -129,6 +128,8 @@ def _file_loader(part: Part, preset: Preset, which: str, pipeline: str, device: 
                  **batching) -> tuple[DataLoader, Callable]:  # fmt: skip
     """(DataLoader over items (i, seed), batch → (x, y) on the device) for file-based data; ``which``: the preset's
     train, test or ten_crop transform; ``pipeline``: pil, cache or device (:mod:`transferlab.data.cached_input`)."""
+    from transferlab.data import cached_input  # file-based data only: it imports torchvision (~1.5 s)
+
     if pipeline not in cached_input.PIPELINES:
         raise ValueError(f"pipeline={pipeline!r}; choose one of: {', '.join(cached_input.PIPELINES)}")
     common = {"num_workers": workers, "pin_memory": device.type == "cuda", "persistent_workers": workers > 0}
