@@ -199,7 +199,7 @@ class PaperReport:
     def _claims(self, sub: pd.DataFrame, name: str, protocol: str) -> None:
         """The paper's claims this table tests, with the mini verdict per baseline (paired over seeds)."""
         for claim in (c for c in self.spec.claims if c.table == name and protocol == "mini"):
-            frame = reports_claims.claim_table(sub, claim)
+            frame = reports_claims.with_last_step(sub, claim)
             display(Markdown(f"**Does the mini result agree with the paper?** Claim: {claim.text} — "
                              f"`{claim.method}` {reports_claims.verdict_line(frame)} (paired over seeds, test at "
                              "the best-validation step; *agrees*/*disagrees* only when the 95 % t-interval "

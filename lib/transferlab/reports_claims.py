@@ -32,6 +32,21 @@ def claim_table(df: pd.DataFrame, claim, column: str = "test_at_best_val") -> pd
     return out
 
 
+def with_last_step(df: pd.DataFrame, claim) -> pd.DataFrame:
+    """:func:`claim_table` at the best-validation step, with the same comparison at the last step beside it (the
+    verdict counts the best-validation step; the last step shows whether the selection step changes it)."""
+    best = claim_table(df, claim)
+    last = claim_table(df, claim, column="test_last") if "test_last" in df else pd.DataFrame()
+    if best.empty or last.empty or len(last) != len(best):
+        return best
+    best = best.copy()
+    best["last step: gap [t-interval]"] = [
+        f"{g} {i}" for g, i in zip(last["mean gap"], last["95 % t-interval"])
+    ]
+    best["verdict (last step)"] = last["verdict"].to_numpy()
+    return best
+
+
 def verdict_line(frame: pd.DataFrame) -> str:
     """ "agrees with 3, disagrees with 1, not resolved for 2 of 6 comparisons"."""
     if frame.empty:
@@ -61,4 +76,4 @@ def design_summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["mean", "std"]).rename(columns={"count": "seeds"})
 
 
-__all__ = ["claim_table", "design_summary", "verdict_line"]
+__all__ = ["claim_table", "design_summary", "verdict_line", "with_last_step"]

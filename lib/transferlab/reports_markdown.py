@@ -40,15 +40,21 @@ def table_markdown(df: pd.DataFrame, column: str = "test_at_best_val") -> str:
         entries = []
         for c in cells:
             r = by_cell.get(c)
-            entries.append(
-                "" if r is None else reports.mean_std(r[f"{column}_mean"], r[f"{column}_std"], r["n"])
-            )
+            if r is None:
+                entries.append("")
+                continue
+            entry = reports.mean_std(r[f"{column}_mean"], r[f"{column}_std"], r["n"])
+            if (
+                column == "test_at_best_val" and "test_last_mean" in r
+            ):  # the last step beside the selected one
+                entry += f"; last step {r['test_last_mean']:.2f}"
+            entries.append(entry)
         lines.append(f"| {variant} | {' | '.join(entries)} |")
     return "\n".join(lines)
 
 
 def claims_markdown(df: pd.DataFrame, claim) -> str:
-    frame = reports_claims.claim_table(reports.with_best_single(df), claim)
+    frame = reports_claims.with_last_step(reports.with_best_single(df), claim)
     head = f"*{claim.text}* — `{claim.method}` {reports_claims.verdict_line(frame)}."
     if frame.empty:
         return head
@@ -68,7 +74,8 @@ def paper_markdown(paper: str, results_dir: str = "results", protocol: str = "mi
         sub = df[df.table == name] if len(df) else df
         _, label, sign = reports.metric_of(sub) if len(sub) else ("", "accuracy (%)", 1)
         out.append(f"### `{name}`: {spec.table(name, protocol).title}\n\nTest {label} at the best-validation "
-                   f"step ({'higher' if sign > 0 else 'lower'} is better), mean ± std (n seeds):\n")  # fmt: skip
+                   f"step ({'higher' if sign > 0 else 'lower'} is better), mean ± std (n seeds); the mean at the last step "
+                   "beside it:\n")  # fmt: skip
         out.append(table_markdown(sub))
         for claim in (c for c in spec.claims if c.table == name):
             out.append("\n" + claims_markdown(sub, claim))
