@@ -13,8 +13,9 @@ LAB_ARGS ?=
 
 help:
 	@echo "make demo            every paper's mini tables at one seed (n = 1, no intervals), the cost tables and"
-	@echo "                     every report, through the paper notebooks (papermill); ~10 min on 2 cores"
-	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable)"
+	@echo "                     every report, through the paper notebooks (papermill); ~1 h on 2 cores (README)"
+	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable;"
+	@echo "                     many hours on 2 cores: docs/mini_protocol.md gives the cost per paper)"
 	@echo "make ner             Co-Tuning's mini NER table (constructed set, MiniLM; 10 cells, ~20 min on 2 cores)"
 	@echo "make reproduce-rl    the mini RL tables (Atari, 42x42; not part of demo): the source policies, then"
 	@echo "                     Zoo-Tuning's and Hub-Pathway's rl tables at 5 seeds (resumable; hours on 2 cores)"

@@ -35,7 +35,7 @@ BatchNorm always in inference mode, so its running statistics never move); only 
 with n(f) = √D_i · f / ‖f‖₂ (``normalize=True``, the default, ours) or n(f) = f. Why: hub models trained for
 different objectives (supervised, MoCo, detection with frozen BN) need not give pooled features of one scale, and
 without it the largest-scale member dominates the logits and the head's effective learning rate; the √D_i factor gives every member unit root-mean-square per coordinate, about the scale a trained model's
-pooled features already have (0.88 for the mini hub's ``fmnist_full`` on Fashion-MNIST), so the run's head lr acts
+pooled features already have (0.88 for the v1 mini hub's supervised Fashion-MNIST model), so the run's head lr acts
 as in single-model fine-tuning. Unit norm instead would shrink each coordinate by √D_i (~45× at D = 2048) and slow
 SGD on a N(0, 0.01) head by as much. It is stateless and per sample: nothing is estimated from the training set.
 """

@@ -10,13 +10,13 @@ Tables (paper cells are not transcribed except Stanford 40 = 63.08, quoted in al
 - ``imagenet224`` — ImageNet ResNet-34 source → ResNet-18 target from scratch on CUB-200-2011, MIT Indoor 67,
   Stanford 40 Actions, Stanford Dogs; the 16 stage pairs; batch 64.
 
-- ``limited`` (mini) — transferlab's CPU-scale stand-in for the limited-data table: the mini hub's ``fmnist_full``
-  ResNet-8 (frozen; supervised on the 58,000 hub-pool Fashion-MNIST images) → ``mini_vgg`` from scratch on
-  ``mini_fmnist`` with N = 25 training images per class (the authors' 10 % validation split carved from
-  them; the official 10,000-image test set), the 12 mini pairs (``methods/matching.py``: ``MINI_PAIRS``).
-  Why ``mini_fmnist`` rather than ``mini_digits``: its test set has 10,000 images (digits: ~360), so differences of
-  a point or two between rows are measurable, and its pool allows N up to 200 per class (one N here, for CPU time); the source's images are
-  disjoint from the target pool, and like TinyImageNet → CIFAR the label spaces are related (here: the same).
+- ``limited`` (mini) — transferlab's CPU-scale stand-in for the limited-data table: the mini hub's ancestor
+  ``clusters`` ResNet-8 (frozen; trained on 64 k-means pseudo-classes of the hub pools, no class label: like
+  TinyImageNet for CIFAR, a broad source whose label space is not the target's) → ``mini_vgg`` from scratch on
+  ``mini_fmnist`` with N = 25 training images per class (validation: the mini protocol's fixed 100 per class,
+  ``papers/mini.py``; the official 10,000-image test set), the 12 mini pairs (``methods/matching.py``:
+  ``MINI_PAIRS``). Why ``mini_fmnist`` rather than ``mini_digits``: its test set has 10,000 images (digits: ~360),
+  so differences of a point or two between rows are measurable.
 
 Rows: scratch, LwF (``l2t_lwf``: the target keeps the source's answers through an extra old-task head, LwF's loss
 for a different-architecture target trained from scratch; how the paper configured it is not known, see

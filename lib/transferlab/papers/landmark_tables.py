@@ -22,7 +22,8 @@ images (5 % of the 2,950 left in the 3,000-image target pool after a fixed valid
 the other mini tables hold one out: ``papers/mini.py``), 100 Adam steps at lr 1e-3 (×0.1 at 50 and 83
 %, the paper schedule's milestones), the heat-map head (2 deconvolutions of 32 channels: 4 × 4 → 16 × 16). Its
 numbers are not comparable to any published NME. The lr, 1e-3, was the best by validation NME of {1e-3, 3e-3, 1e-2}
-at seed 0 for fine-tuning (``fmnist_full``) and for scratch alike (README); the hub methods use it as it is.
+at seed 0 for fine-tuning and for scratch alike, chosen on the v1 mini hub (its supervised Fashion-MNIST model) and
+kept for the v2 hub without choosing again (a limitation the README states); the hub methods use it as it is.
 """
 
 from __future__ import annotations
