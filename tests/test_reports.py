@@ -93,3 +93,46 @@ def test_best_single_model_is_chosen_per_seed_on_validation_only():
     tied = df.assign(best_val=90.0, val_loss_at_best=[0.5 if m == "mini:b" else 0.9 for m in df.pretrained])
     for frame in (tied, tied.iloc[::-1]):
         assert set(reports.with_best_single(frame).query("method == 'best_single'").chosen) == {"mini:b"}
+
+
+def _hub_runs() -> pd.DataFrame:
+    """Two single models fine-tuned (seed s: model a scores 70 + s on validation and test, model b 75 − s) and a hub
+    method 1 point above model a, at the best-validation step; last step 0.5 lower everywhere."""
+    rows = []
+    for seed in range(5):
+        for name, score in (("mini:a", 70.0 + seed), ("mini:b", 75.0 - seed)):
+            rows.append(
+                {"method": "finetune", "pretrained": name, "test_at_best_val": score, "best_val": score}
+            )
+        rows.append(
+            {"method": "zoo_tuning", "pretrained": "hub:h", "test_at_best_val": 71.0 + seed, "best_val": 0.0}
+        )
+        for r in rows[-3:]:
+            r.update(table="classification", protocol="mini", dataset="d", sample_rate=0.15, shots=0, seed=seed,
+                     method_params="{}", test_last=r["test_at_best_val"] - 0.5, cost_train_time_s=1.0)  # fmt: skip
+    df = pd.DataFrame(rows)
+    df["variant"] = method_variants(df)
+    return df
+
+
+def test_markdown_keeps_single_models_apart_and_shows_the_last_step_and_the_choice():
+    from transferlab.reports_markdown import table_markdown
+
+    text = table_markdown(_hub_runs())
+    assert "| finetune (a) | 72.00 ± 1.58 (n=5); last step 71.50 |" in text
+    assert "| finetune (b) | 73.00 ± 1.58 (n=5); last step 72.50 |" in text
+    # validation chooses b for seeds 0-2 (75, 74, 73 against 70, 71, 72) and a for seeds 3-4
+    assert "chose b ×3, a ×2" in text
+
+
+def test_claims_carry_the_last_step_beside_the_best_validation_step():
+    from transferlab.papers.spec import Claim
+    from transferlab.reports_claims import with_last_step
+
+    claim = Claim("classification", "zoo_tuning", ("best_single",), "beats the best single model")
+    frame = with_last_step(reports.with_best_single(_hub_runs()), claim)
+    row = frame.iloc[0]
+    # per seed: zoo 71 + s against the chosen model's 75, 74, 73, 73, 74 → gaps −4, −2, 0, +1, +1 (mean −0.8)
+    assert row["mean gap"] == "-0.80" and row["verdict"] == "not resolved"
+    assert row["last step: gap [t-interval]"].startswith("-0.80 [")
+    assert row["verdict (last step)"] == "not resolved"

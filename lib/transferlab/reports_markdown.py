@@ -35,6 +35,10 @@ def table_markdown(df: pd.DataFrame, column: str = "test_at_best_val") -> str:
     summary["cell"] = [_cell_label(r, axes) for _, r in summary.iterrows()]
     cells = list(dict.fromkeys(summary["cell"]))
     lines = [f"| method | {' | '.join(cells)} |", "|---|" + "---|" * len(cells)]
+    if "pretrained" in summary:  # a hub table's single models: one row per source, never one averaged row
+        several = summary.groupby("variant")["pretrained"].transform(lambda p: p.astype(str).nunique() > 1)
+        summary["variant"] = [f"{v} ({str(p).removeprefix('mini:')})" if many else v
+                              for v, p, many in zip(summary["variant"], summary["pretrained"], several)]  # fmt: skip
     for variant, rows in summary.groupby("variant", sort=False):
         by_cell = {r["cell"]: r for _, r in rows.iterrows()}
         entries = []
@@ -48,6 +52,10 @@ def table_markdown(df: pd.DataFrame, column: str = "test_at_best_val") -> str:
                 column == "test_at_best_val" and "test_last_mean" in r
             ):  # the last step beside the selected one
                 entry += f"; last step {r['test_last_mean']:.2f}"
+            chosen = str(r.get("chosen", "") or "")
+            if chosen and chosen != "nan":  # best single: which model validation chose, per seed
+                counts = pd.Series(chosen.split(", ")).value_counts()
+                entry += "; chose " + ", ".join(f"{k} ×{v}" for k, v in counts.items())
             entries.append(entry)
         lines.append(f"| {variant} | {' | '.join(entries)} |")
     return "\n".join(lines)
