@@ -161,7 +161,7 @@ def test_a_truncated_hub_file_is_deleted_said_and_pre_trained_again(tiny_hub, ow
     weights, manifest = own_cache
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.warns(
-        UserWarning, match=rf"{weights.name}: checksum mismatch; deleting it and pre-training again"
+        UserWarning, match=rf"{weights.name}: checksum mismatch; deleting it and building it again"
     ):
         path, meta = hubbuild.ensure(tiny_hub, verbose=False)
     assert (

@@ -409,7 +409,7 @@ def test_hub_corrupt_file_is_retrained(hub_cache, tiny_hub, tmp_path, monkeypatc
     calls = []
     real = hubbuild._pretrain
     monkeypatch.setattr(hubbuild, "_pretrain", lambda *a, **k: calls.append(a) or real(*a, **k))
-    with pytest.warns(UserWarning, match="checksum mismatch; deleting it and pre-training again"):
+    with pytest.warns(UserWarning, match="checksum mismatch; deleting it and building it again"):
         new_weights, new_meta = hubbuild.ensure(tiny_hub, verbose=False)
     assert len(calls) == 1
     assert new_weights == copy and new_meta["sha256"] == sha256_file(copy)

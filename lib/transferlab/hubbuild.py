@@ -28,6 +28,35 @@ from transferlab.refs import WeightsRef
 from transferlab.results import atomic_torch_save, atomic_write_json, writable_folder
 
 
+def _train_one_thread(cfg: RunConfig, work: Path):
+    """``train(cfg, work)`` on one thread (results depend on the thread count in the last bits: one cached file for
+    all), without moving the caller's RNG (a cold cache must not change the run that needed it)."""
+    prev_threads, prev_env = torch.get_num_threads(), os.environ.get("TRANSFERLAB_THREADS")
+    os.environ["TRANSFERLAB_THREADS"] = "1"
+    with torch.random.fork_rng(devices=[]):
+        try:
+            return train(cfg, work)
+        finally:
+            torch.set_num_threads(prev_threads)
+            if prev_env is None:
+                os.environ.pop("TRANSFERLAB_THREADS", None)
+            else:
+                os.environ["TRANSFERLAB_THREADS"] = prev_env
+
+
+def _build_locked(hub_module, item, name: str, build) -> tuple[Path, dict]:
+    """The cached (path, manifest) of ``name``, calling ``build()`` first under the item's file lock if it is missing
+    (parallel processes wait for one build instead of racing)."""
+    with hub_module.locked(item):
+        found = hub_module.cached(name)
+        if found is not None:
+            return found
+        build()
+    found = hub_module.cached(name)
+    assert found is not None
+    return found
+
+
 def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
     weights, manifest = mini_hub._paths(model)
     cfg = check(model.recipe().replace(data_root=data_root))
@@ -38,19 +67,7 @@ def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
         )
     start = time.perf_counter()
     work = weights.parent / ".work" / weights.stem
-    prev_threads, prev_env = torch.get_num_threads(), os.environ.get("TRANSFERLAB_THREADS")
-    os.environ["TRANSFERLAB_THREADS"] = (
-        "1"  # results depend on the thread count in the last bits: one file for all
-    )
-    with torch.random.fork_rng(devices=[]):  # pre-training on a cold cache must not move the caller's RNG
-        try:
-            method, result = train(cfg, work)
-        finally:
-            torch.set_num_threads(prev_threads)
-            if prev_env is None:
-                os.environ.pop("TRANSFERLAB_THREADS", None)
-            else:
-                os.environ["TRANSFERLAB_THREADS"] = prev_env
+    method, result = _train_one_thread(cfg, work)
     # the model and its pretext head (a descendant's parent head, kept by fine-tuning as its source head, is not part
     # of the descendant)
     state = {k: v.cpu() for k, v in method.backbone.state_dict().items() if not k.startswith("source_head.")}
@@ -85,14 +102,7 @@ def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Pa
     if model.parent:
         ensure(model.parent, data_root, verbose)
     _writable_cache()
-    with mini_hub.locked(model):
-        found = mini_hub.cached(name)
-        if found is not None:
-            return found
-        _pretrain(model, data_root, verbose)
-    found = mini_hub.cached(name)
-    assert found is not None
-    return found
+    return _build_locked(mini_hub, model, name, lambda: _pretrain(model, data_root, verbose))
 
 
 def _writable_cache() -> None:
@@ -220,17 +230,7 @@ def _pretrain_policy(policy: policy_hub.SourcePolicy, data_root: str, verbose: b
     if verbose:
         print(f"training source policy {policy.name!r}: {policy.description}", flush=True)
     start = time.perf_counter()
-    prev_threads, prev_env = torch.get_num_threads(), os.environ.get("TRANSFERLAB_THREADS")
-    os.environ["TRANSFERLAB_THREADS"] = "1"
-    with torch.random.fork_rng(devices=[]):
-        try:
-            method, result = train(cfg, weights.parent / ".work" / weights.stem)  # resumable there
-        finally:
-            torch.set_num_threads(prev_threads)
-            if prev_env is None:
-                os.environ.pop("TRANSFERLAB_THREADS", None)
-            else:
-                os.environ["TRANSFERLAB_THREADS"] = prev_env
+    method, result = _train_one_thread(cfg, weights.parent / ".work" / weights.stem)  # resumable there
     atomic_torch_save(weights, {k: v.cpu() for k, v in method.backbone.state_dict().items()})
     m = result.metrics
     meta = {"name": policy.name, "description": policy.description, "dataset": policy.dataset, "arch": policy.arch,
@@ -250,14 +250,7 @@ def _pretrain_policy(policy: policy_hub.SourcePolicy, data_root: str, verbose: b
 def ensure_policy(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
     """Path and manifest of source policy ``name``, training it first if it is not cached."""
     policy = policy_hub.POLICIES.get(name)
-    with policy_hub.locked(policy):
-        found = policy_hub.cached(name)
-        if found is not None:
-            return found
-        _pretrain_policy(policy, data_root, verbose)
-    found = policy_hub.cached(name)
-    assert found is not None
-    return found
+    return _build_locked(policy_hub, policy, name, lambda: _pretrain_policy(policy, data_root, verbose))
 
 
 __all__ = ["POLICY", "ensure", "ensure_all", "ensure_assets", "ensure_policy", "models_of"]

@@ -28,17 +28,13 @@ it (``transferlab hub build mini``); ``transferlab.run`` and the runner build wh
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab import env
 from transferlab.config import DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
-from transferlab.models.weights import WeightsError, load_checked, sha256_file
+from transferlab.models.weights import WeightsError, cache_lock, load_checked, valid_cached
 from transferlab.registry import Registry
 
 
@@ -108,44 +104,20 @@ def _paths(model: HubModel) -> tuple[Path, Path]:
     return cache_dir() / f"{stem}.pt", cache_dir() / f"{stem}.json"
 
 
-def _valid(weights: Path, manifest: Path) -> dict | None:
-    """The manifest if the cached file exists and matches its checksum; None if absent; deletes a corrupt pair."""
-    if not weights.exists() and not manifest.exists():
-        return None
-    try:
-        meta = json.loads(manifest.read_text())
-        if sha256_file(weights) == meta["sha256"]:
-            return meta
-        problem = "checksum mismatch"
-    except (OSError, ValueError, KeyError) as err:
-        problem = f"unreadable ({err.__class__.__name__})"
-    warnings.warn(
-        f"mini hub cache {weights.name}: {problem}; deleting it and pre-training again", stacklevel=3
-    )
-    weights.unlink(missing_ok=True)
-    manifest.unlink(missing_ok=True)
-    return None
-
-
 class HubModelMissing(WeightsError):
     """A mini-hub model is not pre-trained yet (or its cached file was corrupt and removed)."""
 
 
-@contextlib.contextmanager
 def locked(model: HubModel):
-    """Hold the model's cache lock: a parallel process waits here instead of pre-training the same model."""
-    weights, _ = _paths(model)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    with open(weights.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    """The model's cache lock: a parallel process waits here instead of pre-training the same model."""
+    return cache_lock(_paths(model)[0])
 
 
 def cached(name: str) -> tuple[Path, dict] | None:
     """(weights path, manifest) of hub model ``name`` if it is built and intact; None otherwise (a corrupt pair is
     deleted, so it is built again)."""
     weights, manifest = _paths(MINI_HUB.get(name))
-    meta = _valid(weights, manifest)
+    meta = valid_cached(weights, manifest, "mini hub cache")
     return None if meta is None else (weights, meta)
 
 

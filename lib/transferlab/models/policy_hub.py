@@ -19,17 +19,13 @@ budget of the PPO paper's Atari experiments (Schulman et al. 2017), our choice f
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab.config import ConfigError, DataConfig, OptimConfig, RunConfig
 from transferlab.models.policy import POLICY_ARCHS, PolicyNet, build_policy
-from transferlab.models.weights import WeightsError, load_checked, sha256_file
+from transferlab.models.weights import WeightsError, cache_lock, load_checked, valid_cached
 from transferlab.registry import Registry
 
 # PPO's Atari settings as CleanRL publishes them (ppo_atari.py defaults; facts, not code): Adam lr 2.5e-4, 8
@@ -93,29 +89,13 @@ def paths(policy: SourcePolicy) -> tuple[Path, Path]:
 def cached(name: str) -> tuple[Path, dict] | None:
     """(weights, manifest) of source policy ``name`` if it is trained and intact; a corrupt pair is deleted."""
     weights, manifest = paths(POLICIES.get(name))
-    if not weights.exists() and not manifest.exists():
-        return None
-    try:
-        meta = json.loads(manifest.read_text())
-        if sha256_file(weights) == meta["sha256"]:
-            return weights, meta
-        problem = "checksum mismatch"
-    except (OSError, ValueError, KeyError) as err:
-        problem = f"unreadable ({err.__class__.__name__})"
-    warnings.warn(f"policy hub cache {weights.name}: {problem}; deleting it and training again", stacklevel=2)
-    weights.unlink(missing_ok=True)
-    manifest.unlink(missing_ok=True)
-    return None
+    meta = valid_cached(weights, manifest, "policy hub cache")
+    return None if meta is None else (weights, meta)
 
 
-@contextlib.contextmanager
 def locked(policy: SourcePolicy):
-    """Hold the policy's cache lock: a parallel process waits here instead of training the same policy."""
-    weights, _ = paths(policy)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    with open(weights.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    """The policy's cache lock: a parallel process waits here instead of training the same policy."""
+    return cache_lock(paths(policy)[0])
 
 
 def sources_of(ref) -> list[str]:

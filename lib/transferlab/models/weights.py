@@ -17,8 +17,12 @@ is kept (``module.encoder_q.`` stripped); its ``fc`` (the contrastive projection
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -61,6 +65,33 @@ def file_digest(path: Path, kind: str = "sha256") -> str:
 
 def sha256_file(path: Path) -> str:
     return file_digest(path, "sha256")
+
+
+@contextlib.contextmanager
+def cache_lock(weights: Path):
+    """Hold ``<weights>.lock``: a parallel process that wants to build the same cached file waits here."""
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    with open(weights.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def valid_cached(weights: Path, manifest: Path, what: str) -> dict | None:
+    """The manifest of a built cache pair (weights file + JSON manifest holding its sha256) if it is intact; None if
+    it is absent; a corrupt pair is deleted with a warning (``what``: e.g. "mini hub cache"), so it is built again."""
+    if not weights.exists() and not manifest.exists():
+        return None
+    try:
+        meta = json.loads(manifest.read_text())
+        if sha256_file(weights) == meta["sha256"]:
+            return meta
+        problem = "checksum mismatch"
+    except (OSError, ValueError, KeyError) as err:
+        problem = f"unreadable ({err.__class__.__name__})"
+    warnings.warn(f"{what} {weights.name}: {problem}; deleting it and building it again", stacklevel=3)
+    weights.unlink(missing_ok=True)
+    manifest.unlink(missing_ok=True)
+    return None
 
 
 def load_tensors(path: Path, fix: str = "delete it and fetch it again") -> object:
