@@ -310,15 +310,17 @@ def load_results(root: Path | str = RESULTS_DIR, paper: str | None = None, proto
 
 def method_variants(df) -> list[str]:
     """The method's name, plus the method parameters that differ between its runs (``co_tuning (relationship=
-    direct)``): runs of different variants are different experiments and must never be averaged together."""
+    direct)``), per table: runs of different variants are different experiments and must never be averaged together."""
     params = [json.loads(p) for p in df["method_params"]]
-    varying: dict[str, list[str]] = {}
-    for method in set(df["method"]):
-        rows = [p for p, m in zip(params, df["method"]) if m == method]
+    # per table: an ablation table's variants must not rename the same method in the main table
+    groups = list(zip(df["table"], df["method"])) if "table" in df else [("", m) for m in df["method"]]
+    varying: dict[tuple, list[str]] = {}
+    for group in set(groups):
+        rows = [p for p, g in zip(params, groups) if g == group]
         keys = sorted({k for p in rows for k in p})
-        varying[method] = [k for k in keys if len({json.dumps(p.get(k)) for p in rows}) > 1]
+        varying[group] = [k for k in keys if len({json.dumps(p.get(k)) for p in rows}) > 1]
     out = []
-    for p, m in zip(params, df["method"]):
-        shown = ", ".join(f"{k}={p.get(k)}" for k in varying[m])
-        out.append(f"{m} ({shown})" if shown else m)
+    for p, g in zip(params, groups):
+        shown = ", ".join(f"{k}={p.get(k)}" for k in varying[g])
+        out.append(f"{g[1]} ({shown})" if shown else g[1])
     return out
