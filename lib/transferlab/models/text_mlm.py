@@ -164,7 +164,10 @@ def fitted_head(body: torch.nn.Module, folder: Path, head_class, load_tokenizer)
                 return load_checked(path, meta["sha256"]), meta["sha256"]
             path.unlink()  # corrupt: fit again
         print("fitting the MiniLM masked-LM head once (about two minutes on one CPU thread)...", flush=True)
-        state, stats = fit(body, load_tokenizer(), head_class)
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # fit() seeds torch: a cold cache must not change the run's RNG
+            state, stats = fit(body, load_tokenizer(), head_class)
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(path)
