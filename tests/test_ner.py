@@ -316,3 +316,22 @@ def test_the_ner_exploration_notebook_shows_each_types_top_tokens(tmp_path):
         "".join(o.get("data", {}).get("text/html", "")) for c in cells for o in c.get("outputs", [])
     )
     assert all(t in html for t in ("MISC", "PER", "ORG", "LOC"))
+
+
+def test_fitting_the_mini_head_on_a_cold_cache_leaves_the_runs_rng_alone(tmp_path, monkeypatch):
+    """fit() seeds torch; a run that finds the head's cache cold must continue with the RNG state it had (a cold
+    cache once gave another Co-Tuning NER result than a warm one)."""
+    from transferlab.models import text_mlm
+
+    def fake_fit(body, tok, head_class):
+        torch.manual_seed(text_mlm.SEED)
+        return {"w": torch.zeros(2)}, {"heldout_top1": 0.0, "heldout_top5": 0.0, "seconds": 0.0}
+
+    monkeypatch.setattr(text_mlm, "fit", fake_fit)
+    monkeypatch.setattr(text_mlm, "cache_dir", lambda: tmp_path / "cache")
+    (tmp_path / "model.safetensors").write_bytes(b"encoder")
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    state, sha = text_mlm.fitted_head(torch.nn.Identity(), tmp_path, None, lambda: None)
+    assert torch.equal(torch.rand(3), expected) and torch.equal(state["w"], torch.zeros(2)) and len(sha) == 64
