@@ -164,9 +164,8 @@ def fitted_head(body: torch.nn.Module, folder: Path, head_class, load_tokenizer)
                 return load_checked(path, meta["sha256"]), meta["sha256"]
             path.unlink()  # corrupt: fit again
         print("fitting the MiniLM masked-LM head once (about two minutes on one CPU thread)...", flush=True)
-        with torch.random.fork_rng(
-            devices=[]
-        ):  # fit() seeds torch: a cold cache must not change the run's RNG
+        # fit() seeds torch: a cold cache must not change the RNG of the run that needed the head
+        with torch.random.fork_rng(devices=[]):
             state, stats = fit(body, load_tokenizer(), head_class)
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
