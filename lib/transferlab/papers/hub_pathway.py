@@ -18,7 +18,7 @@ Schedule (reproducibility summary): SGD, lr 0.01, momentum 0.9, batch 48, 15k it
 from __future__ import annotations
 
 from transferlab.papers import landmark_tables as lt
-from transferlab.papers.rl_common import rl_table
+from transferlab.papers.rl_common import rl_tables
 from transferlab.papers.spec import Claim, Paper, Table, register
 from transferlab.papers.zoo_tuning import (
     DATASETS,
@@ -97,12 +97,7 @@ PAPER = register(
                 grid={"method_params": ABLATIONS},
                 provenance="transferlab mini protocol",
             ),
-            ("rl", "paper"): rl_table(
-                "paper", RL_METHODS, "Atari transfer from a hub of Seaquest and Riverraid policies"
-            ),
-            ("rl", "mini"): rl_table(
-                "mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"
-            ),
+            **rl_tables(RL_METHODS, "Atari transfer from a hub of Seaquest and Riverraid policies"),
         },
         claims=tuple(
             Claim(

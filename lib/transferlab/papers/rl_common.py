@@ -56,4 +56,10 @@ def rl_table(protocol: str, methods: list[str], title: str, notes: str = "") -> 
     )  # fmt: skip
 
 
-__all__ = ["MINI_TARGETS", "PAPER_TARGETS", "rl_table"]
+__all__ = ["MINI_TARGETS", "PAPER_TARGETS", "rl_table", "rl_tables"]
+
+
+def rl_tables(methods: list[str], paper_title: str) -> dict:
+    """Both protocols' ``rl`` tables of a hub paper (the mini one shared in title and settings)."""
+    return {("rl", "paper"): rl_table("paper", methods, paper_title),
+            ("rl", "mini"): rl_table("mini", methods, "Mini: Atari transfer (42×42) from two source policies")}  # fmt: skip

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from transferlab.papers import landmark_tables as lt
 from transferlab.papers.mini import DESIGN_SEEDS, DIGITS, FINETUNE, MINI_COMMON
-from transferlab.papers.rl_common import rl_table
+from transferlab.papers.rl_common import rl_tables
 from transferlab.papers.spec import Claim, Paper, Table, register
 
 DATASETS = ["cifar100", "coco70", "fgvc_aircraft", "stanford_cars", "mit_indoor67", "dmlab", "eurosat"]
@@ -133,12 +133,7 @@ PAPER = register(
                 "the rest labelled as our reading (no landmark code was released)",
             ),
             ("landmarks", "mini"): lt.mini_table(MINI_HUB, ["ensemble", "zoo_tuning", "zoo_tuning_lite"]),
-            ("rl", "paper"): rl_table(
-                "paper", RL_METHODS, "Atari transfer from Seaquest and Riverraid policies"
-            ),
-            ("rl", "mini"): rl_table(
-                "mini", RL_METHODS, "Mini: Atari transfer (42×42) from two source policies"
-            ),
+            **rl_tables(RL_METHODS, "Atari transfer from Seaquest and Riverraid policies"),
         },
         claims=tuple(
             Claim(
