@@ -12,8 +12,9 @@ LAB_ARGS ?=
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo            every paper's mini tables at one seed (n = 1, no intervals), the cost tables and"
-	@echo "                     every report, through the paper notebooks (papermill); ~1 h on 2 cores (README)"
+	@echo "make demo            every paper's mini tables at seed 0 on the demo schedule (every step count x 1/4;"
+	@echo "                     n = 1, no intervals, no claims), the cost tables and every report, through the paper"
+	@echo "                     notebooks (papermill); ~10 min on 2 cores from a fresh clone (README)"
 	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable;"
 	@echo "                     many hours on 2 cores: docs/mini_protocol.md gives the cost per paper)"
 	@echo "make ner             Co-Tuning's mini NER table (constructed set, MiniLM; 10 cells, ~20 min on 2 cores)"
@@ -24,7 +25,8 @@ help:
 	@echo "make lab             JupyterLab on notebooks/ (PORT=8888, LAB_ARGS=--no-browser)"
 	@echo "make env             create .venv and install the pinned environment (~2 min)"
 	@echo "make data            Fashion-MNIST from Debian's dataset-fashion-mnist (as root) or torchvision"
-	@echo "make hub             pre-train the mini hub (cached in ~/.cache/transferlab or \$$TRANSFERLAB_CACHE)"
+	@echo "make hub             the mini hub: the shipped build installed into ~/.cache/transferlab (or"
+	@echo "                     \$$TRANSFERLAB_CACHE); make hub HUB_ARGS=--from-scratch trains it here (~5 min)"
 	@echo "make cost            the Zoo-Tuning / Hub-Pathway mini cost tables"
 	@echo "make reports         reports/<paper>.html and reports/index.html from results/"
 	@echo "make clean-results   delete results/ and reports/ outputs (not the hub cache)"
@@ -49,13 +51,16 @@ data:
 	  || echo "apt-get could not install dataset-fashion-mnist; torchvision's download will be tried"; \
 	else echo "note: no $(FMNIST) and no root apt-get; torchvision's download into data/ will be tried"; fi
 
+# The shipped build of the mini hub (checked against its sha256) unless HUB_ARGS=--from-scratch.
+HUB_ARGS ?=
 hub: env data
-	$(BIN)/transferlab hub build mini --jobs $(JOBS)
+	$(BIN)/transferlab hub build mini --jobs $(JOBS) $(HUB_ARGS)
 
-# Every mini table at one seed, each paper through its notebook (papermill, scope="table"; the executed notebooks
-# are kept under results/<paper>/mini/), then the cost tables and the reports.
+# Every mini results table on the demo protocol (seed 0, every step count x 1/4: papers/spec.py), each paper through
+# its notebook (papermill, scope="table"; the executed notebooks are kept under results/<paper>/demo/), then the cost
+# tables and the reports.
 demo: env data hub
-	$(BIN)/transferlab run all --protocol mini --seeds 0 --jobs $(JOBS) --via-notebook
+	$(BIN)/transferlab run all --protocol demo --jobs $(JOBS) --via-notebook
 	$(MAKE) --no-print-directory cost reports
 	@echo "Open reports/index.html."
 

@@ -120,6 +120,7 @@ def _papers_and_tables() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    from transferlab.config import PROTOCOLS
     from transferlab.version import __version__
 
     p = argparse.ArgumentParser(prog="transferlab", description=__doc__)
@@ -130,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
                        epilog=_papers_and_tables(), formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     r.add_argument("paper", help="a paper (see below) or 'all'")
     r.add_argument("--table", help="table name (default: every table of the paper for the protocol)")
-    r.add_argument("--protocol", default="mini", choices=["mini", "paper"])
+    r.add_argument("--protocol", default="mini", choices=PROTOCOLS)
     r.add_argument("--seeds", nargs="+", type=_seeds, help="seeds to run (default: the table's)")
     r.add_argument(
         "--jobs", type=int, default=1, help="cells run at once (local: capped at the number of GPUs)"
@@ -165,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
                          epilog=_papers_and_tables(), formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     rep.add_argument("paper", nargs="?", help="a paper (see below); or --all")
     rep.add_argument("--markdown", action="store_true", help="print the result tables and claims as Markdown")
-    rep.add_argument("--protocol", default="mini", choices=["mini", "paper"], help="with --markdown")
+    rep.add_argument("--protocol", default="mini", choices=PROTOCOLS, help="with --markdown")
     rep.add_argument("--all", action="store_true", help="every paper, plus an index page")
     rep.add_argument("--results", default="results")
     rep.add_argument("--out", default="reports")
@@ -209,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cost", help="measure tables' cost: parameters, MACs, images/s, peak memory")
     c.add_argument("papers", nargs="+", metavar="paper", help="one or more papers")
     c.add_argument("--table", help="table name (default: every table of the paper for the protocol)")
-    c.add_argument("--protocol", default="mini", choices=["mini", "paper"])
+    c.add_argument("--protocol", default="mini", choices=PROTOCOLS)
     c.add_argument(
         "--results", default="results", help="results root; writes <paper>/<protocol>/cost-<table>.json"
     )
@@ -242,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument(
         "--jobs", type=int, default=0, help="build: parallel single-thread processes (0: one per core)"
     )
+    h.add_argument("--from-scratch", action="store_true",
+                   help="build mini: train every model here instead of installing the shipped build")  # fmt: skip
     h.set_defaults(func=cmd_hub)
     return p
 

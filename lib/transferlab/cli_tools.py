@@ -139,11 +139,12 @@ def cmd_hub(args) -> int:
         print(f"wrote {args.out}")
         return 0
     if args.action == "build" and hub.name == "mini":  # pre-train and cache, with the pretext accuracies
-        metas = hubbuild.ensure_all(
-            [m.weights.model for m in hub.models], data_root=args.root, jobs=args.jobs
-        )
+        metas = hubbuild.ensure_all([m.weights.model for m in hub.models], data_root=args.root, jobs=args.jobs,
+                                    from_scratch=args.from_scratch)  # fmt: skip
         for name, meta in metas.items():
-            print(f"{name:14s} pretext test {meta['pretext_test_top1']:.1f}%  sha256 {meta['sha256'][:12]}")
+            origin = "shipped build" if meta.get("installed_from") else "trained here"
+            print(f"{name:14s} pretext test {meta['pretext_test_top1']:.1f}%  sha256 {meta['sha256'][:12]}  "
+                  f"({origin})")  # fmt: skip
         return 0
     if args.action == "check":
         statuses = hub.check(args.weights_dir)

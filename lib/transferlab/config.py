@@ -24,7 +24,7 @@ from typing import Any
 from transferlab.errors import ConfigError
 from transferlab.refs import WeightsRef
 
-PROTOCOLS = ("mini", "paper")
+PROTOCOLS = ("mini", "paper", "demo")  # demo: the mini tables at one seed on a shortened schedule (spec.py)
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "multistep", "cosine", "linear")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -133,7 +133,7 @@ class OptimConfig:
 class RunConfig:
     paper: str = "finetune"  # paper (transferlab.papers) whose table this run belongs to
     table: str = "adhoc"  # table name inside the paper ("adhoc" for interactive runs)
-    protocol: str = "mini"  # mini (embedded, CPU, minutes) | paper (real data and weights, GPU)
+    protocol: str = "mini"  # mini (embedded, CPU) | paper (real data and weights, GPU) | demo (mini, short)
     method: str = "finetune"  # registered method (transferlab.methods.METHODS)
     backbone: str = "mini_resnet"  # registered backbone (transferlab.models.BACKBONES)
     pretrained: str = (

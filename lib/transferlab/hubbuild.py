@@ -93,30 +93,60 @@ def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
     return meta
 
 
-def ensure(name: str, data_root: str = "data", verbose: bool = True) -> tuple[Path, dict]:
-    """Path and manifest of mini-hub model ``name``, pre-training it (and its parent first) if it is not cached."""
+def ensure(
+    name: str, data_root: str = "data", verbose: bool = True, from_scratch: bool = False
+) -> tuple[Path, dict]:
+    """Path and manifest of mini-hub model ``name``: the cached one; else the shipped build of its recipe, installed
+    (``mini_hub.install_shipped``); else pre-trained here (its parent first). ``from_scratch``: never install, and
+    re-train a model that was installed from the shipped build."""
     model = mini_hub.MINI_HUB.get(name)
     found = mini_hub.cached(name)
-    if found is not None:  # built: no lock needed, so a read-only shared cache works
+    if found is not None and not (from_scratch and _installed(found)):  # no lock: a read-only cache works
         return found
     if model.parent:
-        ensure(model.parent, data_root, verbose)
+        ensure(model.parent, data_root, verbose, from_scratch)
     _writable_cache()
-    return _build_locked(mini_hub, model, name, lambda: _pretrain(model, data_root, verbose))
+    if found is not None:
+        _uninstall(model)
+
+    def build() -> None:
+        if from_scratch or mini_hub.install_shipped(name) is None:
+            _pretrain(model, data_root, verbose)
+        elif verbose:
+            print(
+                f"mini hub model {name!r}: installed the shipped build (`--from-scratch` trains it)",
+                flush=True,
+            )
+
+    return _build_locked(mini_hub, model, name, build)
+
+
+def _installed(found: tuple[Path, dict]) -> bool:
+    return bool(found[1].get("installed_from"))
+
+
+def _uninstall(model: mini_hub.HubModel) -> None:
+    """Delete an installed shipped copy (under the model's lock) so that it is trained here."""
+    with mini_hub.locked(model):
+        for path in mini_hub._paths(model):
+            path.unlink(missing_ok=True)
 
 
 def _writable_cache() -> None:
     writable_folder(mini_hub.cache_dir(), "mini-hub cache", "set TRANSFERLAB_CACHE to a writable folder")
 
 
-def _start(name: str, data_root: str) -> tuple[subprocess.Popen, Path]:
+def _start(name: str, data_root: str, from_scratch: bool) -> tuple[subprocess.Popen, Path]:
     """A child process that builds one model (``python -m transferlab.hubbuild NAME``), one CPU thread, killed with
     its parent (no re-import of the caller's ``__main__``, as multiprocessing's spawn would do); its output goes to
     a log file beside the cache."""
     log = mini_hub.cache_dir() / ".work" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "transferlab.hubbuild", name, data_root],
+        args = [sys.executable, "-m", "transferlab.hubbuild", name, data_root] + (
+            ["--from-scratch"] * from_scratch
+        )
+        proc = subprocess.Popen(args,
                                 env=child_env(TRANSFERLAB_THREADS="1", TRANSFERLAB_PROGRESS="text"), stdout=fh,
                                 stderr=subprocess.STDOUT, preexec_fn=die_with_parent)  # fmt: skip
     return proc, log
@@ -137,11 +167,11 @@ def _levels(names: list[str]) -> list[list[str]]:
     return [[n for n in depth if depth[n] == d] for d in range(max(depth.values(), default=-1) + 1)]
 
 
-def ensure_all(
-    names: list[str] | None = None, data_root: str = "data", jobs: int = 0, out=print
-) -> dict[str, dict]:
-    """Build every model in ``names`` (default: the whole mini hub) that is not cached, ``jobs`` single-thread
-    processes at a time (0: one per core), parents first; returns name → manifest."""
+def ensure_all(names: list[str] | None = None, data_root: str = "data", jobs: int = 0, out=print,
+               from_scratch: bool = False) -> dict[str, dict]:  # fmt: skip
+    """Build every model in ``names`` (default: the whole mini hub) that is not cached: the shipped build of its
+    recipe when there is one (unless ``from_scratch``), else trained in ``jobs`` single-thread processes at a time
+    (0: one per core), parents first; returns name → manifest."""
     names = list(names or mini_hub.MINI_HUB.names())
     metas_policies = {}
     for n in [n for n in names if n.startswith(POLICY)]:  # sequential: each is minutes of one core
@@ -150,11 +180,25 @@ def ensure_all(
         rest = ensure_all([n for n in names if not n.startswith(POLICY)], data_root, jobs, out) if len(
             metas_policies) < len(names) else {}  # fmt: skip
         return {n: (metas_policies.get(n) or rest[n]) for n in names}
-    todo = [n for n in names if mini_hub.cached(n) is None]
+    cached = {n: mini_hub.cached(n) for n in names}
+    todo = [n for n in names if cached[n] is None or (from_scratch and _installed(cached[n]))]
     if todo:  # before any build process starts
         _writable_cache()
-    metas = {n: mini_hub.cached(n)[1] for n in names if n not in todo}  # type: ignore[index]
+    metas = {n: cached[n][1] for n in names if n not in todo}  # type: ignore[index]
     total, done = len(todo), 0
+    for n in list(todo):
+        model = mini_hub.MINI_HUB.get(n)
+        if from_scratch:
+            if cached[n] is not None:
+                _uninstall(model)
+            continue
+        with mini_hub.locked(model):
+            found = mini_hub.cached(n) or mini_hub.install_shipped(n)
+        if found is not None:
+            todo.remove(n)
+            metas[n], done = found[1], done + 1
+            out(f"mini hub: model {done} of {total} — {n}: installed the shipped build (sha256 "
+                f"{found[1]['sha256'][:12]}; `transferlab hub build mini --from-scratch` trains it)")  # fmt: skip
     jobs = jobs or os.cpu_count() or 1
     for level in _levels(todo):
         pending = [n for n in level if mini_hub.cached(n) is None]
@@ -163,7 +207,7 @@ def ensure_all(
             continue
         if jobs == 1 or len(pending) == 1:
             for n in pending:
-                metas[n] = ensure(n, data_root, verbose=False)[1]
+                metas[n] = ensure(n, data_root, verbose=False, from_scratch=from_scratch)[1]
                 done += 1
                 out(_line(done, total, metas[n]))
             continue
@@ -171,7 +215,7 @@ def ensure_all(
         while queue or running:
             while queue and len(running) < jobs:
                 name = queue.pop(0)
-                running[name] = _start(name, data_root)
+                running[name] = _start(name, data_root, from_scratch)
             finished = [n for n, (proc, _) in running.items() if proc.poll() is not None]
             if not finished:
                 time.sleep(0.2)
@@ -189,8 +233,11 @@ def ensure_all(
 
 
 def _line(k: int, n: int, meta: dict) -> str:
+    ship = mini_hub.shipped(meta["name"])
+    same = "" if ship is None else (" — bit-identical to the shipped build" if ship[1]["sha256"] == meta["sha256"]
+                                    else " — differs from the shipped build (sha256; another CPU or thread count)")  # fmt: skip
     return (f"mini hub: model {k} of {n} built — {meta['name']}: pretext test {meta['pretext_test_top1']:.1f}% "
-            f"in {meta['seconds']} s")  # fmt: skip
+            f"in {meta['seconds']} s{same}")  # fmt: skip
 
 
 def models_of(cfg: RunConfig) -> list[str]:
@@ -259,4 +306,4 @@ if (
     __name__ == "__main__"
 ):  # one build, in a child process of ensure_all: python -m transferlab.hubbuild NAME ROOT
     torch.set_num_threads(1)
-    ensure(sys.argv[1], sys.argv[2], verbose=True)
+    ensure(sys.argv[1], sys.argv[2], verbose=True, from_scratch="--from-scratch" in sys.argv[3:])

@@ -62,8 +62,12 @@ class PaperReport:
             display(Markdown(f"Parts of the paper not implemented in transferlab:\n\n{items}"))
 
     def tables(self) -> None:
-        # mini tables first (what a demo produced), each protocol in the paper module's order (main table first)
-        for (name, protocol), table in sorted(self.spec.tables.items(), key=lambda kv: kv[0][1] != "mini"):
+        # tables with finished runs first, then mini, demo, paper, each in the paper module's order (main table
+        # first); a demo table only when it has runs (it is the mini table's shortened twin)
+        ran = set(zip(self.df["table"], self.df["protocol"])) if len(self.df) else set()
+        rank = {"mini": 0, "demo": 1, "paper": 2}
+        items = [kv for kv in self.spec.tables.items() if kv[0][1] != "demo" or kv[0] in ran]
+        for (name, protocol), table in sorted(items, key=lambda kv: (kv[0] not in ran, rank[kv[0][1]])):
             self._table(name, protocol, table)
 
     def table(self, name: str, protocol: str) -> None:
@@ -102,6 +106,8 @@ class PaperReport:
         if protocol == "mini":
             display(Markdown("*Mini protocol: embedded CPU-scale data; these numbers are not comparable to any "
                              "published number and are never set beside them.*"))  # fmt: skip
+        elif protocol == "demo":
+            display(Markdown(f"**Demo protocol** (n = 1, no intervals, no claims). {table.notes}"))
         shown = reports.display_table(summary, protocol)
         if protocol == "paper":  # published numbers only ever stand beside paper-protocol results
             self._peer_note()

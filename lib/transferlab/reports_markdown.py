@@ -12,6 +12,7 @@ import pandas as pd
 
 from transferlab import reports, reports_claims
 from transferlab.papers import PAPERS
+from transferlab.papers.spec import DEMO_STEPS_SCALE
 from transferlab.results import load_results
 
 AXES = ("dataset", "sample_rate", "shots")
@@ -78,6 +79,9 @@ def paper_markdown(paper: str, results_dir: str = "results", protocol: str = "mi
     out = [f"## {spec.title} — {protocol} protocol"]
     if protocol == "mini":
         out.append("*Mini protocol: embedded CPU-scale data; not comparable to any published number.*")
+    elif protocol == "demo":
+        out.append(f"*Demo protocol: the mini tables at seed 0 with every step count × {DEMO_STEPS_SCALE:g} (n = 1, no "
+                   "intervals, no claims); not the mini protocol's numbers.*")  # fmt: skip
     for name in spec.table_names(protocol):
         sub = df[df.table == name] if len(df) else df
         _, label, sign = reports.metric_of(sub) if len(sub) else ("", "accuracy (%)", 1)
@@ -85,7 +89,9 @@ def paper_markdown(paper: str, results_dir: str = "results", protocol: str = "mi
                    f"step ({'higher' if sign > 0 else 'lower'} is better), mean ± std (n seeds); the mean at the last step "
                    "beside it:\n")  # fmt: skip
         out.append(table_markdown(sub))
-        for claim in (c for c in spec.claims if c.table == name):
+        for claim in (
+            c for c in spec.claims if c.table == name and protocol == "mini"
+        ):  # n = 1 demo: no claims
             out.append("\n" + claims_markdown(sub, claim))
     return "\n\n".join(out) + "\n"
 

@@ -24,17 +24,28 @@ and loads). The checkpoint goes to ``$TRANSFERLAB_CACHE/mini_hub/<name>-<recipe 
 ``~/.cache/transferlab``) with a JSON manifest holding its sha256: a file whose checksum does not match is deleted
 and re-trained, never used. Loading a model that is not built yet is a clear error naming the command that builds
 it (``transferlab hub build mini``); ``transferlab.run`` and the runner build what a run needs first.
+
+**The shipped build.** ``mini_hub_release/`` (package data, 1.7 MB) holds the five models as
+``transferlab hub build mini`` built them on the development machine, with their manifests. When the cache lacks a
+model whose recipe hash a shipped file carries, the build installs the shipped pair instead of training it (after
+checking its sha256; a shipped file of another recipe is never used), so a first ``make demo`` does not spend ~5
+minutes of two cores on pre-training. ``transferlab hub build mini --from-scratch`` trains every model here instead
+(replacing installed copies) and says whether each equals the shipped build bit for bit (on the development machine
+it does: the build is deterministic at one thread; another CPU may differ in the last bits).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab import env
 from transferlab.config import DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
-from transferlab.models.weights import WeightsError, cache_lock, load_checked, valid_cached
+from transferlab.models.weights import WeightsError, cache_lock, load_checked, sha256_file, valid_cached
 from transferlab.registry import Registry
 
 
@@ -106,6 +117,38 @@ def _paths(model: HubModel) -> tuple[Path, Path]:
 
 class HubModelMissing(WeightsError):
     """A mini-hub model is not pre-trained yet (or its cached file was corrupt and removed)."""
+
+
+SHIPPED = Path(__file__).with_name("mini_hub_release")
+
+
+def shipped(name: str) -> tuple[Path, dict] | None:
+    """(weights, manifest) of the shipped build of ``name`` for its current recipe, or None (none shipped, another
+    recipe, or a file that does not match its manifest's sha256)."""
+    weights, manifest = _paths(MINI_HUB.get(name))
+    weights, manifest = SHIPPED / weights.name, SHIPPED / manifest.name
+    if not (weights.exists() and manifest.exists()):
+        return None
+    meta = json.loads(manifest.read_text())
+    return (weights, meta) if sha256_file(weights) == meta.get("sha256") else None
+
+
+def install_shipped(name: str) -> tuple[Path, dict] | None:
+    """Copy the shipped build of ``name`` into the cache (atomically: the manifest last); None if none fits."""
+    found = shipped(name)
+    if found is None:
+        return None
+    weights, meta = found
+    target, manifest = _paths(MINI_HUB.get(name))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(weights, tmp)
+    os.replace(tmp, target)
+    meta = {**meta, "installed_from": "shipped build (transferlab/models/mini_hub_release)"}
+    tmp = manifest.with_name(f".{manifest.name}.tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, manifest)
+    return target, meta
 
 
 def locked(model: HubModel):

@@ -13,21 +13,28 @@ implement yet is declared in the table (``missing``: method → reason) and show
 unknown name is an error, never a missing cell.
 
 Each paper module registers a :class:`Paper` in ``PAPERS``; its tables exist for both protocols (``paper``: the
-published setting; ``mini``: the same structure at CPU scale).
+published setting; ``mini``: the same structure at CPU scale). :func:`register` derives a third, ``demo``: every mini
+results table that is not ``separate``, at one seed with every step count × :data:`DEMO_STEPS_SCALE` (``make
+demo``'s first look in minutes; its numbers are not the mini protocol's and its reports make no claims).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferlab.config import ConfigError, RunConfig, flat_field_names
+from transferlab.config import ConfigError, OptimConfig, RunConfig, flat_field_names
 from transferlab.experiment import check
 from transferlab.registry import Registry
 
 # What identifies a cell of a table (a notebook's parameters cell names these; everything else comes from the spec)
 IDENTITY = ("method", "dataset", "sample_rate", "shots", "pretrained", "method_params")
+# The demo protocol: the mini tables' step counts (iterations, validation interval, warm-up, milestones) × this, at
+# seed 0 — ours, chosen so that `make demo` fits in about ten minutes on two cores (README, "Two commands")
+DEMO_STEPS_SCALE = 0.25
+DEMO_SEEDS = (0,)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class Table:
     # non-empty: the table runs only when named (`--table`), never in "every table" runs (`transferlab run all`,
     # `make demo`); the text says why and how to run it (the mini NER table: `make ner`; the RL tables: `make reproduce-rl`)
     separate: str = ""
+    steps_scale: float = 1.0  # every step count of every cell × this (the demo protocol's shortened schedule)
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
         out = []
@@ -91,7 +99,7 @@ class Table:
         params.setdefault("protocol", self.protocol)
         if paper:
             params.setdefault("paper", paper)
-        return params
+        return scale_steps(params, self.steps_scale) if self.steps_scale != 1.0 else params
 
     def axes(self) -> dict[str, list]:
         """Every grid axis with the values it takes (over the union of grids)."""
@@ -101,6 +109,32 @@ class Table:
                 out.setdefault(axis, [])
                 out[axis] += [v for v in values if v not in out[axis]]
         return out
+
+
+def scale_steps(params: dict[str, Any], scale: float) -> dict[str, Any]:
+    """``params`` with every step count × ``scale`` (at least 1 step; milestones kept inside the schedule)."""
+    out = dict(params)
+    for key in ("iterations", "eval_every"):
+        default = next(f.default for f in dataclasses.fields(OptimConfig) if f.name == key)
+        out[key] = max(1, round(out.get(key, default) * scale))
+    if out.get("warmup_steps"):
+        out["warmup_steps"] = max(1, round(out["warmup_steps"] * scale))
+    if out.get("milestones"):
+        out["milestones"] = [max(1, round(m * scale)) for m in out["milestones"]]
+    return out
+
+
+def demo_table(table: Table) -> Table:
+    """The demo protocol's version of a mini results table: seed 0, every step count × :data:`DEMO_STEPS_SCALE`."""
+    return dataclasses.replace(
+        table,
+        protocol="demo",
+        seeds=DEMO_SEEDS,
+        steps_scale=DEMO_STEPS_SCALE,
+        notes=(f"Demo schedule: the mini table at seed 0 with every step count × {DEMO_STEPS_SCALE:g} — a first "
+               "look that the pipeline runs, not the mini protocol's numbers (`make reproduce-mini`). "
+               + table.notes).strip(),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -154,6 +188,11 @@ PAPERS: Registry[Paper] = Registry("paper")
 
 
 def register(paper: Paper) -> Paper:
+    for (name, protocol), t in list(
+        paper.tables.items()
+    ):  # the demo protocol: derived, never written by hand
+        if protocol == "mini" and t.kind == "results" and not t.separate:
+            paper.tables.setdefault((name, "demo"), demo_table(t))
     for t in paper.tables.values():
         for cell in t.cells(paper=paper.name)[:1]:
             if cell.available:  # validates the spec itself at import: a typo in a paper module fails loudly
@@ -200,4 +239,5 @@ def resolve(paper: str, table: str, protocol: str = "mini", seed: int = 0, overr
     return check(RunConfig.from_flat(params))
 
 
-__all__ = ["IDENTITY", "PAPERS", "Cell", "Claim", "Paper", "Table", "register", "resolve"]
+__all__ = ["DEMO_SEEDS", "DEMO_STEPS_SCALE", "IDENTITY", "PAPERS", "Cell", "Claim", "Paper", "Table", "demo_table",
+           "register", "resolve", "scale_steps"]  # fmt: skip
