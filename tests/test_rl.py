@@ -302,3 +302,20 @@ def test_rl_resume_is_exact(tmp_path):
     assert all(torch.equal(full_w[k], res_w[k]) for k in full_w)
     assert resumed.metrics["metric"] == "return" and resumed.metrics["agent_steps"] == 4 * 16
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_the_runner_accepts_source_policies_before_it_starts_any_cell(fake_policies, tmp_path, monkeypatch):
+    """The runner's pre-flight builds what the cells need and loads each mini-hub model once; a source policy
+    (``policy:<name>``) is a cached policy, not a mini-hub model, and must pass through it (a regression: it was looked
+    up in the mini hub and stopped every RL table before its first cell)."""
+    from transferlab.runner import table as table_mod
+
+    started = []
+    monkeypatch.setattr(
+        table_mod, "run_pool", lambda todo, *a, **k: started.extend(todo) or {"done": len(todo)}
+    )
+    where = {"method": ["rl_finetune", "rl_ensemble"]}
+    counts = table_mod.run_tables([("zoo_tuning", "rl")], "mini", seeds=[0], root=tmp_path, where=where,
+                                  out=lambda *_: None)  # fmt: skip
+    assert counts["to_run"] == len(started) == 3  # two fine-tunings and their ensemble reached the workers
+    assert {p.cfg.pretrained for p in started} >= {"policy:seaquest_mini", "policy:riverraid_mini"}
