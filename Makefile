@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "installing the environment into $(VENV) (pinned versions; about 2 minutes)..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar off -e '.[dev]' | grep -E '^(Successfully|ERROR)' || true
+	$(PY) -m pip install --no-compile --progress-bar off -e '.[dev]' | grep -E '^(Successfully|ERROR)' || true
 	@$(PY) -c "import transferlab" && touch $@
 
 env: $(VENV)/.installed

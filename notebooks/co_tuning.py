@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 paper: str = "co_tuning"  # lib/transferlab/papers/co_tuning.py holds every setting
 table: str = "sampling"  # one of the paper's tables: `transferlab run --help` lists them
-protocol: str = "mini"  # mini (embedded data, CPU, minutes) | paper (real data and weights, a GPU)
+protocol: str = "mini"  # mini (embedded, CPU) | paper (real data and weights, GPU) | demo (mini, short)
 scope: str = "cell"  # cell: the one cell named below; table: the whole table via the runner (warm workers)
 method: str = "co_tuning"  # the cell's method ("": the table's first)
 dataset: str = ""  # "": the table's first dataset

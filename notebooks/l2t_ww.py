@@ -21,7 +21,7 @@
 # %% tags=["parameters"]
 paper: str = "l2t_ww"  # lib/transferlab/papers/l2t_ww.py holds every setting
 table: str = "limited"  # one of the paper's tables: `transferlab run --help` lists them
-protocol: str = "mini"  # mini (embedded data, CPU, minutes) | paper (real data and weights, a GPU)
+protocol: str = "mini"  # mini (embedded, CPU) | paper (real data and weights, GPU) | demo (mini, short)
 scope: str = "cell"  # cell: the one cell named below; table: the whole table via the runner (warm workers)
 method: str = "l2t_ww"  # the cell's method ("": the table's first)
 dataset: str = ""  # "": the table's first dataset
