@@ -206,7 +206,7 @@ def test_unknown_method_param():
 @pytest.mark.parametrize(
     ("key", "value", "valid"),
     [
-        ("protocol", "full", "mini, paper"),
+        ("protocol", "full", "mini, paper, demo"),
         ("optimizer", "rmsprop", "sgd, adam"),
         ("schedule", "step", "constant, multistep, cosine"),
         ("precision", "fp16", "auto, bf16, fp32"),

@@ -264,7 +264,7 @@ def test_plan_and_dry_run_list_cells_and_run_nothing(test_paper, tmp_path, capsy
         (["run", PAPER, "--executor", "pbs"], r"invalid choice: 'pbs' \(choose from '?local'?, '?slurm'?\)"),
         (["run", PAPER, "--seeds", "0", "one"], r"seeds must be integers like '0 1 2' or '0,1,2', got 'one'"),
         (["run", PAPER, "--seeds", "-1"], r"--seeds must be integers >= 0"),
-        (["run", PAPER, "--protocol", "big"], r"invalid choice: 'big' \(choose from '?mini'?, '?paper'?\)"),
+        (["run", PAPER, "--protocol", "big"], r"invalid choice: 'big' \(choose from '?mini'?, '?paper'?, '?demo'?\)"),
         (["run", PAPER, "--table", "grid", "--set", "method=fintune"], r"unknown method 'fintune'.*Did you mean 'finetune'"),
         (["run", PAPER, "--table", "grid", "--set", "dataset=mini_digit"], r"Did you mean 'mini_digits'"),
         (["run", PAPER, "--table", "grid", "--set", "pretrained=mini:clustrs"], r"does not exist.*Did you mean 'mini:clusters'"),
