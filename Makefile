@@ -56,10 +56,12 @@ HUB_ARGS ?=
 hub: env data
 	$(BIN)/transferlab hub build mini --jobs $(JOBS) $(HUB_ARGS)
 
-# Every mini results table on the demo protocol (seed 0, every step count x 1/4: papers/spec.py), each paper through
-# its notebook (papermill, scope="table"; the executed notebooks are kept under results/<paper>/demo/), then the cost
-# tables and the reports.
+# Every mini results table on the demo protocol (seed 0, every step count x 1/4: papers/spec.py): first every cell in
+# one pool of warm workers (longest first across all papers, so no core idles at a paper's last cell), then each
+# paper's notebook through papermill (scope="table": it runs its tables through the same runner, finds them finished,
+# and shows the tables and figures; kept under results/<paper>/demo/), then the cost tables and the reports.
 demo: env data hub
+	$(BIN)/transferlab run all --protocol demo --jobs $(JOBS)
 	$(BIN)/transferlab run all --protocol demo --jobs $(JOBS) --via-notebook
 	$(MAKE) --no-print-directory cost reports
 	@echo "Open reports/index.html."
