@@ -63,7 +63,8 @@ hub: env data
 demo: env data hub
 	$(BIN)/transferlab run all --protocol demo --jobs $(JOBS)
 	$(BIN)/transferlab run all --protocol demo --jobs $(JOBS) --via-notebook
-	$(MAKE) --no-print-directory cost reports
+	$(BIN)/transferlab cost zoo_tuning hub_pathway --protocol demo --quick
+	$(MAKE) --no-print-directory reports
 	@echo "Open reports/index.html."
 
 # The full statistical mini protocol (5 seeds per cell); resumable: run it again after an interruption.

@@ -222,6 +222,14 @@ def test_transferlab_cost_measures_hub_tables_and_the_report_reads_them(
     assert (
         main(["cost", "tests_cost", "--table", "nope", "--results", str(tmp_path)]) == 2
     )  # before measuring
+    assert {(r["steps"], r["repeats"]) for r in saved["rows"]} == {(10, 5)}
+    quick = tmp_path / "quick"  # make demo's: fewer timed steps, recorded in every row
+    assert (
+        main(["cost", "tests_cost", "--table", "shared", "--quick", "--no-memory", "--results", str(quick)])
+        == 0
+    )
+    _, quick_saved = cost_run.load_table("tests_cost", "shared", "mini", quick)
+    assert {(r["steps"], r["repeats"]) for r in quick_saved["rows"]} == {(5, 3)}
 
 
 def test_inference_parameters_include_frozen_parts_run_without_grad():

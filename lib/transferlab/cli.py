@@ -216,6 +216,8 @@ def parser() -> argparse.ArgumentParser:
         "--results", default="results", help="results root; writes <paper>/<protocol>/cost-<table>.json"
     )
     c.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
+    c.add_argument("--quick", action="store_true",
+                   help="images/s from 3 runs of 5 steps instead of 5 of 10 (make demo; rows record which)")  # fmt: skip
     c.set_defaults(func=cmd_cost)
 
     d = sub.add_parser(

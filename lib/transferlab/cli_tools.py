@@ -51,9 +51,10 @@ def cmd_cost(args) -> int:
         for t in [args.table] if args.table else paper.table_names(args.protocol):
             paper.table(t, args.protocol)
             work.append((name, t))
+    quick = {"steps": 5, "repeats": 3} if args.quick else {}
     measure_tables(
-        work, args.protocol, args.results, memory=args.memory
-    )  # rows shared by tables: measured once
+        work, args.protocol, args.results, memory=args.memory, **quick
+    )  # shared rows: measured once
     return 0
 
 

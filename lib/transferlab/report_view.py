@@ -238,12 +238,13 @@ class PaperReport:
         if loaded is None:
             return
         frame, saved = loaded
-        p = saved["provenance"]
+        p, first = saved["provenance"], (saved["rows"] or [{}])[0]
+        timing = f"the fastest of {first.get('repeats', 5)} timed runs of {first.get('steps', 10)} steps"
         display(Markdown(f"Measured cost (`transferlab cost {self.spec.name} --table {name} --protocol {protocol}`): "
                          f"{saved['dataset']}, batch {frame.batch.iloc[0]}, on {p.get('device')} (load average "
                          f"{saved.get('load_average')}); parameters in millions (at inference: what prediction "
-                         "runs; lite Zoo-Tuning collapsed), MACs per image counted by torch's FLOP counter, the "
-                         "fastest of 5 timed runs, the peak memory of a training step in a fresh process."))  # fmt: skip
+                         f"runs; lite Zoo-Tuning collapsed), MACs per image counted by torch's FLOP counter, "
+                         f"{timing}, the peak memory of a training step in a fresh process."))  # fmt: skip
         display(HTML(frame.drop(columns=["device"]).round(3).to_html(classes="cost")))
 
     def _routing(self, sub: pd.DataFrame, stem: str) -> None:

@@ -69,8 +69,10 @@ def example_batch(cfg: RunConfig, device: torch.device):
 
 
 def measure_tables(work: list[tuple[str, str]], protocol: str, root: Path | str = RESULTS_DIR, memory: bool = True,
-                   out=print) -> list[Path]:  # fmt: skip
-    """Measure the tables ``work`` = [(paper, table), ...]; rows shared between them are measured once."""
+                   out=print, steps: int = 10, repeats: int = 5) -> list[Path]:  # fmt: skip
+    """Measure the tables ``work`` = [(paper, table), ...]; rows shared between them are measured once. Each row's
+    images/s is the fastest of ``repeats`` runs of ``steps`` steps (``transferlab cost --quick``: 3 × 5, what
+    ``make demo`` uses; every row records its own steps and repeats)."""
     from transferlab.hubbuild import ensure_assets
 
     plans = [(paper, table, distinct_configs(paper, table, protocol)) for paper, table in work]
@@ -94,7 +96,7 @@ def measure_tables(work: list[tuple[str, str]], protocol: str, root: Path | str 
             torch.manual_seed(0)
             method = METHODS.get(cfg.method).build(cfg, task)
             now = memory and device.type == "cuda"  # CUDA: in this process; CPU: in the table's child below
-            measured[key] = {**measure_cost(method, (x, y), cfg, steps=10, repeats=5, memory=now),
+            measured[key] = {**measure_cost(method, (x, y), cfg, steps=steps, repeats=repeats, memory=now),
                              "measured_in": f"{paper}/{table}"}  # fmt: skip
             if memory and not now:
                 pending[key] = peaks.add(([method], (x, y), cfg))
