@@ -91,7 +91,7 @@ cost: env
 	$(BIN)/transferlab cost zoo_tuning hub_pathway --protocol mini
 
 reports: env
-	$(BIN)/transferlab report --all
+	$(BIN)/transferlab report --all --jobs $(JOBS)
 
 test: env data
 	$(BIN)/ruff check lib tests notebooks

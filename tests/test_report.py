@@ -280,3 +280,17 @@ def test_paper_protocol_rows_stand_beside_the_published_and_peer_numbers(paper_r
     assert low[col["ours − TLlib (README)"]] == "+13.80"  # ours: mean of 60 and 70 = 65.00
     assert by_rate["1.00"][col["peer: TLlib (README)"]] == "81.80"
     assert "selects the best epoch" in text and "on the test" in text  # the peer protocol is labelled
+
+
+def test_reports_build_in_parallel_children_and_a_failure_names_its_paper(tmp_path):
+    """``report --all --jobs 2``: each report in its own child process; one that fails does not stop the others and
+    the error names it."""
+    (tmp_path / "r").mkdir()
+    lines = []
+    with pytest.raises(RuntimeError, match=r"not_a_paper \(exit 1\)"):
+        publish.build_reports(
+            ["finetune", "not_a_paper"], tmp_path / "r", tmp_path / "o", jobs=2, out=lines.append
+        )
+    assert (tmp_path / "o" / "finetune.html").exists() and lines == [
+        f"wrote {tmp_path / 'o' / 'finetune.html'}"
+    ]

@@ -82,7 +82,7 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     from transferlab.papers import PAPERS
-    from transferlab.publish import build_index, build_report
+    from transferlab.publish import build_index, build_reports
     from transferlab.results import writable_folder
 
     names = PAPERS.names() if args.all else [args.paper]
@@ -100,9 +100,7 @@ def cmd_report(args) -> int:
             print(paper_markdown(name, args.results, args.protocol))
         return 0
     writable_folder(args.out, "report folder", "pass --out <a writable folder>")  # before papermill starts
-    for name in names:
-        html = build_report(name, args.results, args.out)
-        print(f"wrote {html}")
+    build_reports(names, args.results, args.out, jobs=args.jobs)
     print(f"wrote {build_index(PAPERS.names(), args.out, args.results)}")
     return 0
 
@@ -171,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--all", action="store_true", help="every paper, plus an index page")
     rep.add_argument("--results", default="results")
     rep.add_argument("--out", default="reports")
+    rep.add_argument("--jobs", type=int, default=1, help="--all: reports built at once (one kernel each)")
     rep.set_defaults(func=cmd_report)
 
     b = sub.add_parser(

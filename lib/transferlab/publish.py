@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +24,9 @@ def build_report(paper: str, results_dir: str | Path = "results", out_dir: str |
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    source = notebook_ipynb("report", out / ".notebooks")
+    source = notebook_ipynb(
+        "report", out / ".notebooks" / paper
+    )  # one per paper: reports may build in parallel
     executed = out / f"{paper}.ipynb"
     os.environ["PYTHONPATH"] = pythonpath_with_lib(os.environ.get("PYTHONPATH"))  # the kernel inherits it
     params = {
@@ -44,6 +48,35 @@ def build_report(paper: str, results_dir: str | Path = "results", out_dir: str |
     target = out / f"{paper}.html"
     atomic_write_bytes(target, body.encode())
     return target
+
+
+def build_reports(papers: list[str], results_dir: str | Path = "results", out_dir: str | Path = "reports",
+                  jobs: int = 1, out=print) -> None:  # fmt: skip
+    """``build_report`` for each paper, ``jobs`` at a time in child processes (each report is its own papermill
+    kernel; one at a time leaves a core idle while a kernel starts or nbconvert writes). A failed report is an error
+    naming the paper and the end of its output, after the others have finished."""
+    if jobs <= 1 or len(papers) <= 1:
+        for name in papers:
+            out(f"wrote {build_report(name, results_dir, out_dir)}")
+        return
+    queue, running, failed = list(papers), {}, []
+    while queue or running:
+        while queue and len(running) < jobs:
+            name = queue.pop(0)
+            cmd = [sys.executable, "-m", "transferlab.publish", name, str(results_dir), str(out_dir)]
+            running[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name, proc in list(running.items()):
+            if proc.poll() is None:
+                continue
+            text = proc.stdout.read() if proc.stdout else ""
+            del running[name]
+            if proc.returncode:
+                failed.append(f"{name} (exit {proc.returncode}): {text.strip()[-1500:]}")
+            else:
+                out(text.strip().splitlines()[-1] if text.strip() else f"wrote {name}")
+        time.sleep(0.2)
+    if failed:
+        raise RuntimeError("report(s) failed:\n" + "\n".join(failed))
 
 
 def paper_status(paper: str, results_dir: str | Path) -> list[str]:
@@ -90,3 +123,9 @@ def build_index(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, page.encode())
     return target
+
+
+if (
+    __name__ == "__main__"
+):  # one report in a child process of build_reports: python -m transferlab.publish PAPER RESULTS OUT
+    print(f"wrote {build_report(sys.argv[1], sys.argv[2], sys.argv[3])}")
