@@ -14,7 +14,7 @@ LAB_ARGS ?=
 help:
 	@echo "make demo            every paper's mini tables at seed 0 on the demo schedule (every step count x 1/4;"
 	@echo "                     n = 1, no intervals, no claims), the cost tables and every report, through the paper"
-	@echo "                     notebooks (papermill); ~10 min on 2 cores from a fresh clone (README)"
+	@echo "                     notebooks (papermill); 12.8 min measured on 2 cores from a fresh clone (README)"
 	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable;"
 	@echo "                     many hours on 2 cores: docs/mini_protocol.md gives the cost per paper)"
 	@echo "make ner             Co-Tuning's mini NER table (constructed set, MiniLM; 10 cells, ~20 min on 2 cores)"
