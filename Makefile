@@ -14,7 +14,7 @@ LAB_ARGS ?=
 help:
 	@echo "make demo            every paper's mini tables at seed 0 on the demo schedule (every step count x 1/4;"
 	@echo "                     n = 1, no intervals, no claims), the cost tables and every report, through the paper"
-	@echo "                     notebooks (papermill); 12.8 min measured on 2 cores from a fresh clone (README)"
+	@echo "                     notebooks (papermill); ~16 min on 2 cores from a fresh clone (README)"
 	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable;"
 	@echo "                     many hours on 2 cores: docs/mini_protocol.md gives the cost per paper)"
 	@echo "make ner             Co-Tuning's mini NER table (constructed set, MiniLM; 10 cells, ~20 min on 2 cores)"
@@ -25,8 +25,8 @@ help:
 	@echo "make lab             JupyterLab on notebooks/ (PORT=8888, LAB_ARGS=--no-browser)"
 	@echo "make env             create .venv and install the pinned environment (~2 min)"
 	@echo "make data            Fashion-MNIST from Debian's dataset-fashion-mnist (as root) or torchvision"
-	@echo "make hub             the mini hub: the shipped build installed into ~/.cache/transferlab (or"
-	@echo "                     \$$TRANSFERLAB_CACHE); make hub HUB_ARGS=--from-scratch trains it here (~5 min)"
+	@echo "make hub             pre-train the mini hub (~3 min; cached in ~/.cache/transferlab or \$$TRANSFERLAB_CACHE;"
+	@echo "                     a released build in \$$TRANSFERLAB_HUB_RELEASE is installed instead)"
 	@echo "make cost            the Zoo-Tuning / Hub-Pathway mini cost tables"
 	@echo "make reports         reports/<paper>.html and reports/index.html from results/"
 	@echo "make clean-results   delete results/ and reports/ outputs (not the hub cache)"
@@ -51,7 +51,7 @@ data:
 	  || echo "apt-get could not install dataset-fashion-mnist; torchvision's download will be tried"; \
 	else echo "note: no $(FMNIST) and no root apt-get; torchvision's download into data/ will be tried"; fi
 
-# The shipped build of the mini hub (checked against its sha256) unless HUB_ARGS=--from-scratch.
+# Pre-trained here, or installed from $TRANSFERLAB_HUB_RELEASE (sha256-checked) unless HUB_ARGS=--from-scratch.
 HUB_ARGS ?=
 hub: env data
 	$(BIN)/transferlab hub build mini --jobs $(JOBS) $(HUB_ARGS)

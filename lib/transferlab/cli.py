@@ -246,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=0, help="build: parallel single-thread processes (0: one per core)"
     )
     h.add_argument("--from-scratch", action="store_true",
-                   help="build mini: train every model here instead of installing the shipped build")  # fmt: skip
+                   help="build mini: train every model here instead of installing the released build")  # fmt: skip
     h.set_defaults(func=cmd_hub)
     return p
 

@@ -143,7 +143,7 @@ def cmd_hub(args) -> int:
         metas = hubbuild.ensure_all([m.weights.model for m in hub.models], data_root=args.root, jobs=args.jobs,
                                     from_scratch=args.from_scratch)  # fmt: skip
         for name, meta in metas.items():
-            origin = "shipped build" if meta.get("installed_from") else "trained here"
+            origin = "released build" if meta.get("installed_from") else "trained here"
             print(f"{name:14s} pretext test {meta['pretext_test_top1']:.1f}%  sha256 {meta['sha256'][:12]}  "
                   f"({origin})")  # fmt: skip
         return 0

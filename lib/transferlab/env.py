@@ -28,6 +28,7 @@ VARIABLES = {v.name: v for v in (
     Variable("TRANSFERLAB_CACHE", "root", "a writable folder for the cache (the mini hub)"),
     Variable("TRANSFERLAB_RESULTS", "root", "a writable results folder"),
     Variable("TRANSFERLAB_WEIGHTS_DIR", "folder", "a folder with pre-trained weight files"),
+    Variable("TRANSFERLAB_HUB_RELEASE", "folder", "a folder holding a mini-hub build (<name>-<hash>.pt and .json)"),
     Variable("TRANSFERLAB_FASHION_MNIST", "folder", "a folder holding the four Fashion-MNIST idx files"),
     Variable("TRANSFERLAB_NOTEBOOKS", "folder", "a folder holding the paper notebooks (default: notebooks/)"),
     Variable("TRANSFERLAB_THREADS", "int", "a number of CPU threads per run (0: automatic)"),

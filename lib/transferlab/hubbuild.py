@@ -96,9 +96,9 @@ def _pretrain(model: mini_hub.HubModel, data_root: str, verbose: bool) -> dict:
 def ensure(
     name: str, data_root: str = "data", verbose: bool = True, from_scratch: bool = False
 ) -> tuple[Path, dict]:
-    """Path and manifest of mini-hub model ``name``: the cached one; else the shipped build of its recipe, installed
+    """Path and manifest of mini-hub model ``name``: the cached one; else the released build of its recipe, installed
     (``mini_hub.install_shipped``); else pre-trained here (its parent first). ``from_scratch``: never install, and
-    re-train a model that was installed from the shipped build."""
+    re-train a model that was installed from the released build."""
     model = mini_hub.MINI_HUB.get(name)
     found = mini_hub.cached(name)
     if found is not None and not (from_scratch and _installed(found)):  # no lock: a read-only cache works
@@ -114,7 +114,7 @@ def ensure(
             _pretrain(model, data_root, verbose)
         elif verbose:
             print(
-                f"mini hub model {name!r}: installed the shipped build (`--from-scratch` trains it)",
+                f"mini hub model {name!r}: installed the released build (`--from-scratch` trains it)",
                 flush=True,
             )
 
@@ -169,7 +169,7 @@ def _levels(names: list[str]) -> list[list[str]]:
 
 def ensure_all(names: list[str] | None = None, data_root: str = "data", jobs: int = 0, out=print,
                from_scratch: bool = False) -> dict[str, dict]:  # fmt: skip
-    """Build every model in ``names`` (default: the whole mini hub) that is not cached: the shipped build of its
+    """Build every model in ``names`` (default: the whole mini hub) that is not cached: the released build of its
     recipe when there is one (unless ``from_scratch``), else trained in ``jobs`` single-thread processes at a time
     (0: one per core), parents first; returns name → manifest."""
     names = list(names or mini_hub.MINI_HUB.names())
@@ -197,7 +197,7 @@ def ensure_all(names: list[str] | None = None, data_root: str = "data", jobs: in
         if found is not None:
             todo.remove(n)
             metas[n], done = found[1], done + 1
-            out(f"mini hub: model {done} of {total} — {n}: installed the shipped build (sha256 "
+            out(f"mini hub: model {done} of {total} — {n}: installed the released build (sha256 "
                 f"{found[1]['sha256'][:12]}; `transferlab hub build mini --from-scratch` trains it)")  # fmt: skip
     jobs = jobs or os.cpu_count() or 1
     for level in _levels(todo):
@@ -234,8 +234,8 @@ def ensure_all(names: list[str] | None = None, data_root: str = "data", jobs: in
 
 def _line(k: int, n: int, meta: dict) -> str:
     ship = mini_hub.shipped(meta["name"])
-    same = "" if ship is None else (" — bit-identical to the shipped build" if ship[1]["sha256"] == meta["sha256"]
-                                    else " — differs from the shipped build (sha256; another CPU or thread count)")  # fmt: skip
+    same = "" if ship is None else (" — bit-identical to the released build" if ship[1]["sha256"] == meta["sha256"]
+                                    else " — differs from the released build (sha256; another CPU or thread count)")  # fmt: skip
     return (f"mini hub: model {k} of {n} built — {meta['name']}: pretext test {meta['pretext_test_top1']:.1f}% "
             f"in {meta['seconds']} s{same}")  # fmt: skip
 

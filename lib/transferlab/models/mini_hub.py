@@ -25,13 +25,13 @@ and loads). The checkpoint goes to ``$TRANSFERLAB_CACHE/mini_hub/<name>-<recipe 
 and re-trained, never used. Loading a model that is not built yet is a clear error naming the command that builds
 it (``transferlab hub build mini``); ``transferlab.run`` and the runner build what a run needs first.
 
-**The shipped build.** ``mini_hub_release/`` (package data, 1.7 MB) holds the five models as
-``transferlab hub build mini`` built them on the development machine, with their manifests. When the cache lacks a
-model whose recipe hash a shipped file carries, the build installs the shipped pair instead of training it (after
-checking its sha256; a shipped file of another recipe is never used), so a first ``make demo`` does not spend ~5
-minutes of two cores on pre-training. ``transferlab hub build mini --from-scratch`` trains every model here instead
-(replacing installed copies) and says whether each equals the shipped build bit for bit (on the development machine
-it does: the build is deterministic at one thread; another CPU may differ in the last bits).
+**A released build.** ``$TRANSFERLAB_HUB_RELEASE`` may name a folder holding the models as ``transferlab hub build
+mini`` wrote them into its cache (``<name>-<recipe hash>.pt`` and ``.json``: a lab's shared build, a downloaded
+release). When the cache lacks a model whose recipe hash a released file carries, the build installs it instead of
+training it (after checking its sha256; a file of another recipe is never used). ``transferlab hub build mini
+--from-scratch`` trains every model here instead (replacing installed copies) and says whether each equals the
+released build bit for bit (on the development machine two builds are: it is deterministic at one thread; another
+CPU may differ in the last bits). The repository itself ships no weights.
 """
 
 from __future__ import annotations
@@ -119,14 +119,14 @@ class HubModelMissing(WeightsError):
     """A mini-hub model is not pre-trained yet (or its cached file was corrupt and removed)."""
 
 
-SHIPPED = Path(__file__).with_name("mini_hub_release")
-
-
 def shipped(name: str) -> tuple[Path, dict] | None:
-    """(weights, manifest) of the shipped build of ``name`` for its current recipe, or None (none shipped, another
-    recipe, or a file that does not match its manifest's sha256)."""
+    """(weights, manifest) of the released build of ``name`` for its current recipe in ``$TRANSFERLAB_HUB_RELEASE``,
+    or None (no release folder, another recipe, or a file that does not match its manifest's sha256)."""
+    release = env.folder("TRANSFERLAB_HUB_RELEASE")
+    if release is None:
+        return None
     weights, manifest = _paths(MINI_HUB.get(name))
-    weights, manifest = SHIPPED / weights.name, SHIPPED / manifest.name
+    weights, manifest = release / weights.name, release / manifest.name
     if not (weights.exists() and manifest.exists()):
         return None
     meta = json.loads(manifest.read_text())
@@ -134,7 +134,7 @@ def shipped(name: str) -> tuple[Path, dict] | None:
 
 
 def install_shipped(name: str) -> tuple[Path, dict] | None:
-    """Copy the shipped build of ``name`` into the cache (atomically: the manifest last); None if none fits."""
+    """Copy the released build of ``name`` into the cache (atomically: the manifest last); None if none fits."""
     found = shipped(name)
     if found is None:
         return None
@@ -144,7 +144,7 @@ def install_shipped(name: str) -> tuple[Path, dict] | None:
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.copyfile(weights, tmp)
     os.replace(tmp, target)
-    meta = {**meta, "installed_from": "shipped build (transferlab/models/mini_hub_release)"}
+    meta = {**meta, "installed_from": f"released build ({weights.parent})"}
     tmp = manifest.with_name(f".{manifest.name}.tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, manifest)
