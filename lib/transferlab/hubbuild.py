@@ -97,7 +97,7 @@ def ensure(
     name: str, data_root: str = "data", verbose: bool = True, from_scratch: bool = False
 ) -> tuple[Path, dict]:
     """Path and manifest of mini-hub model ``name``: the cached one; else the released build of its recipe, installed
-    (``mini_hub.install_shipped``); else pre-trained here (its parent first). ``from_scratch``: never install, and
+    (``mini_hub.install_released``); else pre-trained here (its parent first). ``from_scratch``: never install, and
     re-train a model that was installed from the released build."""
     model = mini_hub.MINI_HUB.get(name)
     found = mini_hub.cached(name)
@@ -110,7 +110,7 @@ def ensure(
         _uninstall(model)
 
     def build() -> None:
-        if from_scratch or mini_hub.install_shipped(name) is None:
+        if from_scratch or mini_hub.install_released(name) is None:
             _pretrain(model, data_root, verbose)
         elif verbose:
             print(
@@ -126,7 +126,7 @@ def _installed(found: tuple[Path, dict]) -> bool:
 
 
 def _uninstall(model: mini_hub.HubModel) -> None:
-    """Delete an installed shipped copy (under the model's lock) so that it is trained here."""
+    """Delete an installed released copy (under the model's lock) so that it is trained here."""
     with mini_hub.locked(model):
         for path in mini_hub._paths(model):
             path.unlink(missing_ok=True)
@@ -193,7 +193,7 @@ def ensure_all(names: list[str] | None = None, data_root: str = "data", jobs: in
                 _uninstall(model)
             continue
         with mini_hub.locked(model):
-            found = mini_hub.cached(n) or mini_hub.install_shipped(n)
+            found = mini_hub.cached(n) or mini_hub.install_released(n)
         if found is not None:
             todo.remove(n)
             metas[n], done = found[1], done + 1
@@ -233,8 +233,8 @@ def ensure_all(names: list[str] | None = None, data_root: str = "data", jobs: in
 
 
 def _line(k: int, n: int, meta: dict) -> str:
-    ship = mini_hub.shipped(meta["name"])
-    same = "" if ship is None else (" — bit-identical to the released build" if ship[1]["sha256"] == meta["sha256"]
+    release = mini_hub.released(meta["name"])
+    same = "" if release is None else (" — bit-identical to the released build" if release[1]["sha256"] == meta["sha256"]
                                     else " — differs from the released build (sha256; another CPU or thread count)")  # fmt: skip
     return (f"mini hub: model {k} of {n} built — {meta['name']}: pretext test {meta['pretext_test_top1']:.1f}% "
             f"in {meta['seconds']} s{same}")  # fmt: skip

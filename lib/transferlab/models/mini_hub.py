@@ -119,7 +119,7 @@ class HubModelMissing(WeightsError):
     """A mini-hub model is not pre-trained yet (or its cached file was corrupt and removed)."""
 
 
-def shipped(name: str) -> tuple[Path, dict] | None:
+def released(name: str) -> tuple[Path, dict] | None:
     """(weights, manifest) of the released build of ``name`` for its current recipe in ``$TRANSFERLAB_HUB_RELEASE``,
     or None (no release folder, another recipe, or a file that does not match its manifest's sha256)."""
     release = env.folder("TRANSFERLAB_HUB_RELEASE")
@@ -133,9 +133,9 @@ def shipped(name: str) -> tuple[Path, dict] | None:
     return (weights, meta) if sha256_file(weights) == meta.get("sha256") else None
 
 
-def install_shipped(name: str) -> tuple[Path, dict] | None:
+def install_released(name: str) -> tuple[Path, dict] | None:
     """Copy the released build of ``name`` into the cache (atomically: the manifest last); None if none fits."""
-    found = shipped(name)
+    found = released(name)
     if found is None:
         return None
     weights, meta = found

@@ -13,7 +13,7 @@ from transferlab.models.weights import sha256_file
 
 
 @pytest.fixture
-def shipped(tiny_hub, tmp_path, monkeypatch):
+def released(tiny_hub, tmp_path, monkeypatch):
     """A release folder holding the tiny model's built pair, and an empty private cache."""
     weights, meta = mini_hub.cached(tiny_hub)  # built once per session by the tiny_hub fixture
     release = tmp_path / "release"
@@ -29,8 +29,8 @@ def _refuse(*args, **kwargs):
     raise AssertionError("the released build should have been installed, not trained")
 
 
-def test_a_missing_model_is_installed_from_the_shipped_build_not_trained(shipped, tiny_hub, monkeypatch):
-    release, name, meta = shipped
+def test_a_missing_model_is_installed_from_the_released_build_not_trained(released, tiny_hub, monkeypatch):
+    release, name, meta = released
     monkeypatch.setattr(hubbuild, "_pretrain", _refuse)
     lines = []
     metas = hubbuild.ensure_all([tiny_hub], jobs=1, out=lines.append)
@@ -42,8 +42,8 @@ def test_a_missing_model_is_installed_from_the_shipped_build_not_trained(shipped
     hubbuild.ensure(tiny_hub, verbose=False)  # cached now: neither installed again nor trained
 
 
-def test_from_scratch_trains_and_says_whether_it_equals_the_shipped_build(shipped, tiny_hub, monkeypatch):
-    release, name, meta = shipped
+def test_from_scratch_trains_and_says_whether_it_equals_the_released_build(released, tiny_hub, monkeypatch):
+    release, name, meta = released
     hubbuild.ensure_all([tiny_hub], jobs=1, out=lambda *_: None)  # installed
     calls, real = [], hubbuild._pretrain
     monkeypatch.setattr(hubbuild, "_pretrain", lambda *a, **k: calls.append(a) or real(*a, **k))
@@ -57,8 +57,8 @@ def test_from_scratch_trains_and_says_whether_it_equals_the_shipped_build(shippe
     assert len(calls) == 1
 
 
-def test_a_shipped_file_that_fails_its_checksum_is_never_used(shipped, tiny_hub, monkeypatch):
-    release, name, meta = shipped
+def test_a_released_file_that_fails_its_checksum_is_never_used(released, tiny_hub, monkeypatch):
+    release, name, meta = released
     data = bytearray((release / name).read_bytes())
     data[-64:] = bytes(64)
     (release / name).write_bytes(bytes(data))
@@ -68,9 +68,9 @@ def test_a_shipped_file_that_fails_its_checksum_is_never_used(shipped, tiny_hub,
     assert len(calls) == 1 and "installed_from" not in built
 
 
-def test_a_shipped_build_of_another_recipe_is_never_used(shipped, tiny_hub, monkeypatch):
-    release, name, meta = shipped
+def test_a_released_build_of_another_recipe_is_never_used(released, tiny_hub, monkeypatch):
+    release, name, meta = released
     stem = name.rsplit("-", 1)[0]
     (release / name).rename(release / f"{stem}-0000000000.pt")
     (release / name.replace(".pt", ".json")).rename(release / f"{stem}-0000000000.json")
-    assert mini_hub.shipped(tiny_hub) is None
+    assert mini_hub.released(tiny_hub) is None
