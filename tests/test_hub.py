@@ -298,7 +298,7 @@ def test_paper_hub_names_are_weights_of_their_architecture_only():
         with pytest.raises(ConfigError, match=f"weights '{name}' are not available for backbone 'resnet18'"):
             check_weights("resnet18", WeightsRef.parse(name))
     check_weights("resnet50", WeightsRef.parse("hub:paper"))
-    with pytest.raises(ConfigError, match="Valid hubs: hub:mini, hub:paper, hub:paper_mocov2"):
+    with pytest.raises(ConfigError, match="Valid hubs: hub:demo, hub:mini, hub:paper, hub:paper_mocov2"):
         check_weights("resnet50", WeightsRef.parse("hub:nope"))
     with pytest.raises(ConfigError, match="Did you mean 'hub:paper'"):
         check_weights("resnet50", WeightsRef.parse("hub:papr"))

@@ -172,7 +172,7 @@ def ensure_all(names: list[str] | None = None, data_root: str = "data", jobs: in
     """Build every model in ``names`` (default: the whole mini hub) that is not cached: the released build of its
     recipe when there is one (unless ``from_scratch``), else trained in ``jobs`` single-thread processes at a time
     (0: one per core), parents first; returns name → manifest."""
-    names = list(names or mini_hub.MINI_HUB.names())
+    names = list(names or [m.weights.model for m in HUBS.get("mini").models])
     metas_policies = {}
     for n in [n for n in names if n.startswith(POLICY)]:  # sequential: each is minutes of one core
         metas_policies[n] = ensure_policy(n.removeprefix(POLICY), data_root, verbose=True)[1]

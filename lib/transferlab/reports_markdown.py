@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from transferlab import reports, reports_claims
+from transferlab.config import DEMO_STEPS_SCALE
 from transferlab.papers import PAPERS
-from transferlab.papers.spec import DEMO_STEPS_SCALE
 from transferlab.results import load_results
 
 AXES = ("dataset", "sample_rate", "shots")
@@ -80,8 +80,9 @@ def paper_markdown(paper: str, results_dir: str = "results", protocol: str = "mi
     if protocol == "mini":
         out.append("*Mini protocol: embedded CPU-scale data; not comparable to any published number.*")
     elif protocol == "demo":
-        out.append(f"*Demo protocol: the mini tables at seed 0 with every step count × {DEMO_STEPS_SCALE:g} (n = 1, no "
-                   "intervals, no claims); not the mini protocol's numbers.*")  # fmt: skip
+        out.append(f"*Demo protocol: the mini tables at seed 0 with every step count × {DEMO_STEPS_SCALE:g}, on the demo "
+                   "hub (pre-trained for as many fewer steps; n = 1, no intervals, no claims); not the mini protocol's "
+                   "numbers.*")  # fmt: skip
     for name in spec.table_names(protocol):
         sub = df[df.table == name] if len(df) else df
         _, label, sign = reports.metric_of(sub) if len(sub) else ("", "accuracy (%)", 1)

@@ -275,7 +275,8 @@ def paper_hub(moco: str = "moco_v1_200ep", name: str = "paper") -> Hub:
 MINI_ORDER = ("clusters", "coarse", "rotation", "parity", "jigsaw")
 
 
-def mini_hub_of(names: Sequence[str] = MINI_ORDER, name: str = "mini") -> Hub:
+def mini_hub_of(names: Sequence[str] = MINI_ORDER, name: str = "mini",
+                description: str = "the mini hub: small models pre-trained by transferlab (CPU, offline)") -> Hub:  # fmt: skip
     """A hub of mini-hub models (``MINI_HUB`` names), in the given (expert) order."""
     models = tuple(
         HubModel(
@@ -283,10 +284,12 @@ def mini_hub_of(names: Sequence[str] = MINI_ORDER, name: str = "mini") -> Hub:
         )
         for n in names
     )
-    return Hub(name, "the mini hub: small models pre-trained by transferlab (CPU, offline)", models)
+    return Hub(name, description, models)
 
 
 HUBS: Registry[Hub] = Registry("model hub")
 HUBS.register("paper")(paper_hub())
 HUBS.register("paper_mocov2")(paper_hub("moco_v2_800ep", "paper_mocov2"))
 HUBS.register("mini")(mini_hub_of())
+HUBS.register("demo")(mini_hub_of([mini_hub.DEMO + n for n in MINI_ORDER], "demo",
+                                  "the demo protocol's hub: the mini hub's twins, pre-trained for 1/4 of the steps"))  # fmt: skip

@@ -32,10 +32,16 @@ training it (after checking its sha256; a file of another recipe is never used).
 --from-scratch`` trains every model here instead (replacing installed copies) and says whether each equals the
 released build bit for bit (on the development machine two builds are: it is deterministic at one thread; another
 CPU may differ in the last bits). The repository itself ships no weights.
+
+**The demo hub.** Each model has a twin ``demo_<name>`` with the same recipe pre-trained for ``DEMO_STEPS_SCALE``
+(1/4) of its steps, its parent the parent's twin: the demo protocol (``make demo``, ``papers/spec.py``) scales every
+step count, the hub's pre-training included, and runs on ``hub:demo`` / ``mini:demo_<name>``. Cached beside the mini
+hub under their own recipe hashes; never used by a mini or paper run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -43,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab import env
-from transferlab.config import DataConfig, OptimConfig, RunConfig
+from transferlab.config import DEMO_STEPS_SCALE, DataConfig, OptimConfig, RunConfig
 from transferlab.models.backbones import BACKBONES, Backbone
 from transferlab.models.weights import WeightsError, cache_lock, load_checked, sha256_file, valid_cached
 from transferlab.registry import Registry
@@ -104,6 +110,13 @@ for _m in (
              "mini_hub_jigsaw", "self-supervised", "Fashion-MNIST + digits", iterations=1000),
 ):  # fmt: skip
     MINI_HUB.register(_m.name)(_m)
+
+DEMO = "demo_"  # the demo hub's twin of mini hub model m is demo_<m> (module doc)
+for _m in list(map(MINI_HUB.get, MINI_HUB.names())):
+    MINI_HUB.register(DEMO + _m.name)(dataclasses.replace(
+        _m, name=DEMO + _m.name, iterations=max(1, round(_m.iterations * DEMO_STEPS_SCALE)),
+        parent=DEMO + _m.parent if _m.parent else "",
+        description=f"demo twin of {_m.name} (× {DEMO_STEPS_SCALE:g} of its pre-training steps): {_m.description}"))  # fmt: skip
 
 
 def cache_dir() -> Path:

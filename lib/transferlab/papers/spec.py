@@ -14,8 +14,10 @@ unknown name is an error, never a missing cell.
 
 Each paper module registers a :class:`Paper` in ``PAPERS``; its tables exist for both protocols (``paper``: the
 published setting; ``mini``: the same structure at CPU scale). :func:`register` derives a third, ``demo``: every mini
-results table that is not ``separate``, at one seed with every step count × :data:`DEMO_STEPS_SCALE` (``make
-demo``'s first look in minutes; its numbers are not the mini protocol's and its reports make no claims).
+results table that is not ``separate``, at one seed with every step count × ``DEMO_STEPS_SCALE`` (the validation
+interval × ``DEMO_EVAL_SCALE``; both in :mod:`transferlab.config`), on the **demo hub** (each mini hub model pre-trained
+for ``DEMO_STEPS_SCALE`` of its steps: ``mini:demo_<name>``, ``hub:demo``): ``make demo``'s first look in minutes; its
+numbers are not the mini protocol's and its reports make no claims.
 """
 
 from __future__ import annotations
@@ -25,16 +27,22 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferlab.config import ConfigError, OptimConfig, RunConfig, flat_field_names
+from transferlab.config import (
+    DEMO_EVAL_SCALE,
+    DEMO_STEPS_SCALE,
+    ConfigError,
+    OptimConfig,
+    RunConfig,
+    flat_field_names,
+)
 from transferlab.experiment import check
 from transferlab.registry import Registry
 
 # What identifies a cell of a table (a notebook's parameters cell names these; everything else comes from the spec)
 IDENTITY = ("method", "dataset", "sample_rate", "shots", "pretrained", "method_params")
-# The demo protocol: the mini tables' step counts (iterations, validation interval, warm-up, milestones) × this, at
-# seed 0 — ours, chosen so that `make demo` fits in about ten minutes on two cores (README, "Two commands")
-DEMO_STEPS_SCALE = 0.25
-DEMO_SEEDS = (0,)
+DEMO_SEEDS = (
+    0,
+)  # the demo protocol's one seed (its schedule: DEMO_STEPS_SCALE, DEMO_EVAL_SCALE in config.py)
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class Table:
     # `make demo`); the text says why and how to run it (the mini NER table: `make ner`; the RL tables: `make reproduce-rl`)
     separate: str = ""
     steps_scale: float = 1.0  # every step count of every cell × this (the demo protocol's shortened schedule)
+    eval_scale: float | None = None  # the validation interval × this (None: × steps_scale)
 
     def cells(self, seeds: tuple[int, ...] | list[int] | None = None, paper: str = "") -> list[Cell]:
         out = []
@@ -99,7 +108,9 @@ class Table:
         params.setdefault("protocol", self.protocol)
         if paper:
             params.setdefault("paper", paper)
-        return scale_steps(params, self.steps_scale) if self.steps_scale != 1.0 else params
+        if self.protocol == "demo":
+            params = demo_weights(params)
+        return scale_steps(params, self.steps_scale, self.eval_scale) if self.steps_scale != 1.0 else params
 
     def axes(self) -> dict[str, list]:
         """Every grid axis with the values it takes (over the union of grids)."""
@@ -111,12 +122,13 @@ class Table:
         return out
 
 
-def scale_steps(params: dict[str, Any], scale: float) -> dict[str, Any]:
-    """``params`` with every step count × ``scale`` (at least 1 step; milestones kept inside the schedule)."""
+def scale_steps(params: dict[str, Any], scale: float, eval_scale: float | None = None) -> dict[str, Any]:
+    """``params`` with every step count × ``scale``, the validation interval × ``eval_scale`` (default ``scale``); at
+    least 1 step, milestones kept inside the schedule."""
     out = dict(params)
-    for key in ("iterations", "eval_every"):
+    for key, factor in (("iterations", scale), ("eval_every", scale if eval_scale is None else eval_scale)):
         default = next(f.default for f in dataclasses.fields(OptimConfig) if f.name == key)
-        out[key] = max(1, round(out.get(key, default) * scale))
+        out[key] = max(1, round(out.get(key, default) * factor))
     if out.get("warmup_steps"):
         out["warmup_steps"] = max(1, round(out["warmup_steps"] * scale))
     if out.get("milestones"):
@@ -124,16 +136,48 @@ def scale_steps(params: dict[str, Any], scale: float) -> dict[str, Any]:
     return out
 
 
+def demo_ref(ref: str) -> str:
+    """A mini-hub weights reference as the demo protocol names it: ``mini:<m>`` → ``mini:demo_<m>`` (the demo hub's
+    twin of model m), ``hub:mini`` → ``hub:demo``; any other reference unchanged."""
+    from transferlab.models.mini_hub import DEMO
+
+    if ref.startswith("mini:") and not ref.startswith(f"mini:{DEMO}"):
+        return f"mini:{DEMO}{ref.removeprefix('mini:')}"
+    return "hub:demo" if ref == "hub:mini" else ref
+
+
+def demo_weights(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with every mini-hub reference on the demo hub: ``pretrained`` and an L2T-style ``source`` (``auto``
+    resolved first, so a demo run never needs the full mini hub)."""
+    from transferlab.methods import METHODS
+    from transferlab.methods.l2t_ww_setup import AUTO_SOURCE
+
+    out = dict(params)
+    if "pretrained" in out:
+        out["pretrained"] = demo_ref(str(out["pretrained"]))
+    method = out.get("method", "")
+    if method in METHODS and "source" in {f.name for f in dataclasses.fields(METHODS.get(method).Config)}:
+        mp = dict(out.get("method_params") or {})
+        source = mp.get("source", "auto")
+        source = AUTO_SOURCE.get(out.get("backbone", ""), source) if source == "auto" else source
+        if demo_ref(source) != source:
+            out["method_params"] = {**mp, "source": demo_ref(source)}
+    return out
+
+
 def demo_table(table: Table) -> Table:
-    """The demo protocol's version of a mini results table: seed 0, every step count × :data:`DEMO_STEPS_SCALE`."""
+    """The demo protocol's version of a mini results table: seed 0, every step count × ``DEMO_STEPS_SCALE`` (the
+    validation interval × ``DEMO_EVAL_SCALE``), the demo hub's models in place of the mini hub's."""
     return dataclasses.replace(
         table,
         protocol="demo",
         seeds=DEMO_SEEDS,
         steps_scale=DEMO_STEPS_SCALE,
-        notes=(f"Demo schedule: the mini table at seed 0 with every step count × {DEMO_STEPS_SCALE:g} — a first "
-               "look that the pipeline runs, not the mini protocol's numbers (`make reproduce-mini`). "
-               + table.notes).strip(),
+        eval_scale=DEMO_EVAL_SCALE,
+        notes=(f"Demo schedule: the mini table at seed 0 with every step count × {DEMO_STEPS_SCALE:g} (validation "
+               f"interval × {DEMO_EVAL_SCALE:g}), on the demo hub (the mini hub pre-trained for × "
+               f"{DEMO_STEPS_SCALE:g} of its steps) — a first look that the pipeline runs, not the mini protocol's "
+               "numbers (`make reproduce-mini`). " + table.notes).strip(),
     )  # fmt: skip
 
 
@@ -239,5 +283,5 @@ def resolve(paper: str, table: str, protocol: str = "mini", seed: int = 0, overr
     return check(RunConfig.from_flat(params))
 
 
-__all__ = ["DEMO_SEEDS", "DEMO_STEPS_SCALE", "IDENTITY", "PAPERS", "Cell", "Claim", "Paper", "Table", "demo_table",
+__all__ = ["DEMO_EVAL_SCALE", "DEMO_SEEDS", "DEMO_STEPS_SCALE", "IDENTITY", "PAPERS", "Cell", "Claim", "Paper", "Table", "demo_table",
            "register", "resolve", "scale_steps"]  # fmt: skip

@@ -10,9 +10,9 @@ prepares (distillation's trained teacher, Co-Tuning's relationship) changes no c
 
 Cheap by construction: a row that several tables share (the same method, weights and parameters on the same
 dataset, batch size, preset, device and precision — the single models and hub baselines of Zoo-Tuning's and
-Hub-Pathway's classification tables) is measured once and written into each; on the CPU the peak memories of a
-table's rows are measured in one fresh process (:class:`transferlab.perf.memory.CpuPeaks`), not one per row. Each
-table goes to ``<results>/<paper>/<protocol>/cost-<table>.json`` (atomic, with the machine's load average and the
+Hub-Pathway's classification tables) is measured once and written into each; on the CPU the peak memories of every
+row of every table asked for are measured in one fresh process (:class:`transferlab.perf.memory.CpuPeaks`: one
+interpreter start, not one per row or table), after the timings, so no row is timed beside it. Each table goes to ``<results>/<paper>/<protocol>/cost-<table>.json`` (atomic, with the machine's load average and the
 provenance); a shared row says which table measured it. Timings are this machine's, at its load.
 """
 
@@ -79,12 +79,17 @@ def measure_tables(work: list[tuple[str, str]], protocol: str, root: Path | str 
     for _, _, configs in plans:
         for _, cfg in configs:
             ensure_assets(cfg)  # the mini-hub models the methods are built from
-    measured: dict[str, dict] = {}  # row key → measure_cost's dict (memory filled in after the table's child)
-    paths = []
+    measured: dict[
+        str, dict
+    ] = {}  # row key → measure_cost's dict (memory filled in after the one child below)
+    peaks, pending = (
+        CpuPeaks(),
+        {},
+    )  # CPU peaks: every table's rows in one fresh process (one interpreter start)
+    device = None
     for paper, table, configs in plans:
         device = setup_runtime(configs[0][1])
         (x, y), task = example_batch(configs[0][1], device)
-        peaks, pending = CpuPeaks(), {}
         for i, (label, cfg) in enumerate(configs):
             key = row_key(cfg)
             if key in measured:
@@ -95,14 +100,18 @@ def measure_tables(work: list[tuple[str, str]], protocol: str, root: Path | str 
             out(f"[{paper}/{table} {i + 1}/{len(configs)}] {label}")
             torch.manual_seed(0)
             method = METHODS.get(cfg.method).build(cfg, task)
-            now = memory and device.type == "cuda"  # CUDA: in this process; CPU: in the table's child below
+            now = memory and device.type == "cuda"  # CUDA: in this process; CPU: in the child below
             measured[key] = {**measure_cost(method, (x, y), cfg, steps=steps, repeats=repeats, memory=now),
                              "measured_in": f"{paper}/{table}"}  # fmt: skip
             if memory and not now:
                 pending[key] = peaks.add(([method], (x, y), cfg))
             del method
-        for key, result in zip(pending, peaks.run(), strict=True):
-            measured[key].update(result)
+    if pending:
+        out(f"peak memory of {len(pending)} rows: one fresh process")
+    for key, result in zip(pending, peaks.run(), strict=True):
+        measured[key].update(result)
+    paths = []
+    for paper, table, configs in plans:
         rows = [
             {"label": label, "pretrained": cfg.pretrained, **measured[row_key(cfg)]} for label, cfg in configs
         ]
