@@ -12,9 +12,9 @@ LAB_ARGS ?=
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo            every paper's mini tables at seed 0 on the demo schedule (every step count x 1/4;"
-	@echo "                     n = 1, no intervals, no claims), the cost tables and every report, through the paper"
-	@echo "                     notebooks (papermill); ~16 min on 2 cores from a fresh clone (README)"
+	@echo "make demo            every paper's mini tables at seed 0 on the demo schedule (every step count x 1/4, on"
+	@echo "                     the demo hub; n = 1, no intervals, no claims), the cost tables, the paper notebooks"
+	@echo "                     (papermill) and every report; ~9 min on 2 cores from a fresh clone (README)"
 	@echo "make reproduce-mini  the full statistical mini protocol: every mini table at all 5 seeds (resumable;"
 	@echo "                     many hours on 2 cores: docs/mini_protocol.md gives the cost per paper)"
 	@echo "make ner             Co-Tuning's mini NER table (constructed set, MiniLM; 10 cells, ~20 min on 2 cores)"
@@ -23,7 +23,7 @@ help:
 	@echo "make test            lint (ruff, import-linter) and the fast test suite"
 	@echo "make test-slow       the slow tests too (full mini runs, concurrency with real processes)"
 	@echo "make lab             JupyterLab on notebooks/ (PORT=8888, LAB_ARGS=--no-browser)"
-	@echo "make env             create .venv and install the pinned environment (~2 min)"
+	@echo "make env             create .venv and install the pinned environment (uv ~35 s, pip ~1.5 min)"
 	@echo "make data            Fashion-MNIST from Debian's dataset-fashion-mnist (as root) or torchvision"
 	@echo "make hub             pre-train the mini hub (~3 min; cached in ~/.cache/transferlab or \$$TRANSFERLAB_CACHE;"
 	@echo "                     a released build in \$$TRANSFERLAB_HUB_RELEASE is installed instead)"
