@@ -236,7 +236,8 @@ def _line(k: int, n: int, meta: dict) -> str:
     release = mini_hub.released(meta["name"])
     same = "" if release is None else (" — bit-identical to the released build" if release[1]["sha256"] == meta["sha256"]
                                     else " — differs from the released build (sha256; another CPU or thread count)")  # fmt: skip
-    return (f"mini hub: model {k} of {n} built — {meta['name']}: pretext test {meta['pretext_test_top1']:.1f}% "
+    hub = "demo hub" if meta["name"].startswith(mini_hub.DEMO) else "mini hub"
+    return (f"{hub}: model {k} of {n} built — {meta['name']}: pretext test {meta['pretext_test_top1']:.1f}% "
             f"in {meta['seconds']} s{same}")  # fmt: skip
 
 

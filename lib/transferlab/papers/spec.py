@@ -36,13 +36,15 @@ from transferlab.config import (
     flat_field_names,
 )
 from transferlab.experiment import check
+from transferlab.methods import METHODS
+from transferlab.methods.l2t_ww_setup import AUTO_SOURCE
+from transferlab.models.mini_hub import DEMO
 from transferlab.registry import Registry
 
 # What identifies a cell of a table (a notebook's parameters cell names these; everything else comes from the spec)
 IDENTITY = ("method", "dataset", "sample_rate", "shots", "pretrained", "method_params")
-DEMO_SEEDS = (
-    0,
-)  # the demo protocol's one seed (its schedule: DEMO_STEPS_SCALE, DEMO_EVAL_SCALE in config.py)
+# the demo protocol's one seed (its schedule: DEMO_STEPS_SCALE, DEMO_EVAL_SCALE in config.py; its hub: demo_ref)
+DEMO_SEEDS = (0,)
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,6 @@ def scale_steps(params: dict[str, Any], scale: float, eval_scale: float | None =
 def demo_ref(ref: str) -> str:
     """A mini-hub weights reference as the demo protocol names it: ``mini:<m>`` → ``mini:demo_<m>`` (the demo hub's
     twin of model m), ``hub:mini`` → ``hub:demo``; any other reference unchanged."""
-    from transferlab.models.mini_hub import DEMO
-
     if ref.startswith("mini:") and not ref.startswith(f"mini:{DEMO}"):
         return f"mini:{DEMO}{ref.removeprefix('mini:')}"
     return "hub:demo" if ref == "hub:mini" else ref
@@ -149,9 +149,6 @@ def demo_ref(ref: str) -> str:
 def demo_weights(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with every mini-hub reference on the demo hub: ``pretrained`` and an L2T-style ``source`` (``auto``
     resolved first, so a demo run never needs the full mini hub)."""
-    from transferlab.methods import METHODS
-    from transferlab.methods.l2t_ww_setup import AUTO_SOURCE
-
     out = dict(params)
     if "pretrained" in out:
         out["pretrained"] = demo_ref(str(out["pretrained"]))
