@@ -60,15 +60,18 @@ def build_reports(papers: list[str], results_dir: str | Path = "results", out_di
             out(f"wrote {build_report(name, results_dir, out_dir)}")
         return
     queue, running, failed = list(papers), {}, []
+    logs = Path(out_dir) / ".logs"  # each child's output goes to a file: a pipe read only at exit could fill and block
+    logs.mkdir(parents=True, exist_ok=True)
     while queue or running:
         while queue and len(running) < jobs:
             name = queue.pop(0)
             cmd = [sys.executable, "-m", "transferlab.publish", name, str(results_dir), str(out_dir)]
-            running[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            with open(logs / f"{name}.log", "w") as log:  # the child holds its own copy of the descriptor
+                running[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
         for name, proc in list(running.items()):
             if proc.poll() is None:
                 continue
-            text = proc.stdout.read() if proc.stdout else ""
+            text = (logs / f"{name}.log").read_text(errors="replace")
             del running[name]
             if proc.returncode:
                 failed.append(f"{name} (exit {proc.returncode}): {text.strip()[-1500:]}")
