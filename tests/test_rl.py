@@ -319,3 +319,18 @@ def test_the_runner_accepts_source_policies_before_it_starts_any_cell(fake_polic
                                   out=lambda *_: None)  # fmt: skip
     assert counts["to_run"] == len(started) == 3  # two fine-tunings and their ensemble reached the workers
     assert {p.cfg.pretrained for p in started} >= {"policy:seaquest_mini", "policy:riverraid_mini"}
+
+
+def test_the_rl_iqm_table_shows_a_bootstrap_interval_only_from_ten_runs():
+    import pandas as pd
+    from transferlab import reports_rl
+
+    def frame(n):
+        return pd.DataFrame({"method": ["rl_scratch"] * n, "variant": ["rl_scratch"] * n, "pretrained": ["none"] * n,
+                             "dataset": ["mini_atari_alien"] * n, "seed": range(n),
+                             "test_at_best_val": [200.0 + 10 * i for i in range(n)], "auc": [1.0] * n})  # fmt: skip
+
+    five = reports_rl.iqm_table(frame(5)).iloc[0]["mini_atari_alien: IQM [95 % CI]"]
+    assert five == "220.0 (n=5; no interval below n = 10)"  # IQM of 200..240 with the quartiles trimmed
+    ten = reports_rl.iqm_table(frame(10)).iloc[0]["mini_atari_alien: IQM [95 % CI]"]
+    assert ten.startswith("245.0 [") and ten.endswith("(n=10)")

@@ -143,8 +143,9 @@ class PaperReport:
                          "split), so its numbers are not the paper's and neither are a target for ours."))  # fmt: skip
 
     def _rl(self, sub: pd.DataFrame, name: str, stem: str) -> None:
-        display(Markdown("Evaluation return of the final policy: interquartile mean over seeds with a 95 % "
-                         "stratified-bootstrap interval (Agarwal et al. 2021); AUC = the mean training return over "
+        display(Markdown("Evaluation return of the final policy: interquartile mean over seeds, with a 95 % "
+                         "stratified-bootstrap interval (Agarwal et al. 2021) only from 10 runs — below that the "
+                         "paired t-intervals above carry the uncertainty; AUC = the mean training return over "
                          "the learning curve. The best single source is chosen by the final *training* return, "
                          "never by evaluation episodes."))  # fmt: skip
         display(HTML(reports_rl.iqm_table(sub).to_html(index=False, classes="results", na_rep="—")))

@@ -4,8 +4,10 @@ and the learning curves (training return against agent steps).
 Per method (and source policy): the IQM over seeds of the final policy's mean evaluation return, per game and —
 with more than one game — over games, each game's scores divided by the mean of ``rl_scratch`` on that game (a
 scratch-normalised score, ours: no human or random reference scores are shipped) so that games of different score
-scales can be pooled. Intervals: ``stats.stratified_bootstrap_iqm`` (Agarwal et al. 2021). With fewer than 5 seeds a
-table makes no claim, and the report says so.
+scales can be pooled. Intervals: ``stats.stratified_bootstrap_iqm`` (Agarwal et al. 2021), shown only from
+``stats.BOOTSTRAP_MIN_N`` (10) runs — the suite's rule for any bootstrap; with fewer (the mini table: one game × 5
+seeds) the IQM stands alone and the paired t-intervals over seeds (the report's gap table) carry the uncertainty.
+With fewer than 5 seeds a table makes no claim, and the report says so.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def iqm_table(df: pd.DataFrame) -> pd.DataFrame:
 def _fmt(est: dict, digits: int = 1) -> str:
     if est["runs"] == 0:
         return "—"
+    if est["runs"] < stats.BOOTSTRAP_MIN_N:  # a bootstrap of a handful of runs overstates what is known
+        return f"{est['iqm']:.{digits}f} (n={est['runs']}; no interval below n = {stats.BOOTSTRAP_MIN_N})"
     return f"{est['iqm']:.{digits}f} [{est['low']:.{digits}f}, {est['high']:.{digits}f}] (n={est['runs']})"
 
 
