@@ -66,6 +66,14 @@ def with_best_single(df: pd.DataFrame) -> pd.DataFrame:
     if singles.empty or singles.pretrained.nunique() < 2:
         return df
     keys = [k for k in ("table", "protocol", "dataset", "sample_rate", "shots", "seed") if k in df.columns]
+    cell = [k for k in keys if k != "seed"]
+    # a seed chooses only once every single model of its cell has finished (a grid still running, or interrupted,
+    # would otherwise choose among the models that happen to be done)
+    complete = singles.groupby(keys, dropna=False).pretrained.transform("nunique") == singles.groupby(
+        cell, dropna=False).pretrained.transform("nunique")  # fmt: skip
+    singles = singles[complete]
+    if singles.empty:
+        return df
     loss = singles.get("val_loss_at_best", 0.0)
     _, _, sign = metric_of(singles)  # the metric's direction: the highest accuracy, the lowest NME
     ranked = singles.assign(_loss=loss).sort_values(
