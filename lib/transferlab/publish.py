@@ -41,6 +41,9 @@ def build_report(paper: str, results_dir: str | Path = "results", out_dir: str |
         kernel_name="python3",
         cwd=str(REPO),
         progress_bar=False,
+        # ipykernel 7 warns on every start that its local TCP sockets are unencrypted; on a terminal building five
+        # reports that is noise, and the kernel's errors still arrive as cell errors
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     nb = nbformat.read(executed, as_version=4)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
