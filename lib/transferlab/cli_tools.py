@@ -139,10 +139,8 @@ def cmd_hub(args) -> int:
         atomic_write_json(Path(args.out), measured)
         print(f"wrote {args.out}")
         return 0
-    if args.action == "build" and hub.name in (
-        "mini",
-        "demo",
-    ):  # pre-train and cache, with the pretext accuracies
+    # pre-train and cache, with the pretext accuracies
+    if args.action == "build" and hub.name in ("mini", "demo"):
         metas = hubbuild.ensure_all([m.weights.model for m in hub.models], data_root=args.root, jobs=args.jobs,
                                     from_scratch=args.from_scratch)  # fmt: skip
         for name, meta in metas.items():

@@ -63,9 +63,8 @@ def build_reports(papers: list[str], results_dir: str | Path = "results", out_di
             out(f"wrote {build_report(name, results_dir, out_dir)}")
         return
     queue, running, failed = list(papers), {}, []
-    logs = (
-        Path(out_dir) / ".logs"
-    )  # each child's output goes to a file: a pipe read only at exit could fill and block
+    # each child's output goes to a file: a pipe read only at exit could fill and block
+    logs = Path(out_dir) / ".logs"
     logs.mkdir(parents=True, exist_ok=True)
     while queue or running:
         while queue and len(running) < jobs:

@@ -12,8 +12,9 @@ Cheap by construction: a row that several tables share (the same method, weights
 dataset, batch size, preset, device and precision — the single models and hub baselines of Zoo-Tuning's and
 Hub-Pathway's classification tables) is measured once and written into each; on the CPU the peak memories of every
 row of every table asked for are measured in one fresh process (:class:`transferlab.perf.memory.CpuPeaks`: one
-interpreter start, not one per row or table), after the timings, so no row is timed beside it. Each table goes to ``<results>/<paper>/<protocol>/cost-<table>.json`` (atomic, with the machine's load average and the
-provenance); a shared row says which table measured it. Timings are this machine's, at its load.
+interpreter start, not one per row or table), after the timings, so no row is timed beside it. Each table goes to
+``<results>/<paper>/<protocol>/cost-<table>.json`` (atomic, with the machine's load average and the provenance); a
+shared row says which table measured it. Timings are this machine's, at its load.
 """
 
 from __future__ import annotations
@@ -79,13 +80,10 @@ def measure_tables(work: list[tuple[str, str]], protocol: str, root: Path | str 
     for _, _, configs in plans:
         for _, cfg in configs:
             ensure_assets(cfg)  # the mini-hub models the methods are built from
-    measured: dict[
-        str, dict
-    ] = {}  # row key → measure_cost's dict (memory filled in after the one child below)
-    peaks, pending = (
-        CpuPeaks(),
-        {},
-    )  # CPU peaks: every table's rows in one fresh process (one interpreter start)
+    # row key → measure_cost's dict (memory filled in after the one child below)
+    measured: dict[str, dict] = {}
+    # CPU peaks: every table's rows in one fresh process (one interpreter start)
+    peaks, pending = CpuPeaks(), {}
     device = None
     for paper, table, configs in plans:
         device = setup_runtime(configs[0][1])
